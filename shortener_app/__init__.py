@@ -1,0 +1,1 @@
+"""A small, production-minded URL shortener built with FastAPI."""

@@ -1,0 +1,35 @@
+"""Settings, read once from the environment (and an optional `.env` file)."""
+
+from functools import lru_cache
+
+from pydantic import Field, HttpUrl
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob the service has; each one is documented in the README."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    env_name: str = Field("local", description="A label for logs: local, staging, production.")
+    base_url: HttpUrl = Field(
+        HttpUrl("http://localhost:8000"),
+        description="Public address of this service; short and admin links are built from it.",
+    )
+    db_url: str = Field("sqlite:///./shortener.db", description="SQLAlchemy database URL.")
+    key_length: int = Field(7, ge=5, le=32, description="Length of generated public keys.")
+    click_flush_seconds: float = Field(
+        1.0, gt=0, le=60, description="How often buffered clicks are written to the database."
+    )
+    cache_ttl_seconds: float = Field(
+        30.0, ge=0, description="How long a replica may serve a redirect from memory."
+    )
+    cache_size: int = Field(10_000, ge=0, description="How many redirects are kept in memory.")
+    max_body_bytes: int = Field(16_384, ge=1024, description="Largest request body accepted.")
+    log_level: str = Field("INFO", description="Level of the application's own logs.")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings of this process, read once."""
+    return Settings()

@@ -1,0 +1,82 @@
+"""Reading and writing links; each function is one short transaction."""
+
+import logging
+from collections.abc import Mapping
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from . import keygen
+from .models import ShortURL
+
+logger = logging.getLogger(__name__)
+
+# At 62**7 keys, a second collision in a row means something else is wrong.
+MAX_KEY_ATTEMPTS = 5
+
+
+class KeyTaken(Exception):
+    """The custom key is in use, or was used by a link now deactivated."""
+
+
+def create(session: Session, target_url: str, key: str | None, key_length: int) -> tuple[ShortURL, str]:
+    """Insert a link and return it with its admin secret, which is not stored anywhere.
+
+    The unique constraint decides whether a key is free: insert, and draw again on
+    conflict. Checking first and inserting after would race with a concurrent insert.
+    """
+    secret = keygen.new_admin_secret()
+    for _attempt in range(MAX_KEY_ATTEMPTS):
+        row = ShortURL(
+            key=key or keygen.random_key(key_length),
+            admin_hash=keygen.hash_secret(secret),
+            target_url=target_url,
+        )
+        session.add(row)
+        try:
+            session.commit()
+        except IntegrityError:
+            session.rollback()
+            if key is not None:
+                raise KeyTaken(key) from None
+            logger.warning("random key collided, drawing another")
+            continue
+        logger.info("created link key=%s", row.key)
+        return row, secret
+    raise RuntimeError(f"no free key after {MAX_KEY_ATTEMPTS} attempts")
+
+
+def by_secret(session: Session, secret: str) -> ShortURL | None:
+    return session.scalar(select(ShortURL).where(ShortURL.admin_hash == keygen.hash_secret(secret)))
+
+
+def deactivate(session: Session, secret: str) -> ShortURL | None:
+    row = by_secret(session, secret)
+    if row is not None and row.is_active:
+        row.is_active = False
+        session.commit()
+        logger.info("deactivated link key=%s", row.key)
+    return row
+
+
+def active_target(session: Session, key: str) -> str | None:
+    return session.scalar(
+        select(ShortURL.target_url).where(ShortURL.key == key, ShortURL.is_active)
+    )
+
+
+def add_clicks(session: Session, counts: Mapping[str, int]) -> None:
+    """Add each count in the database itself (`clicks = clicks + n`): no read-modify-write."""
+    table = ShortURL.__table__
+    statement = (
+        update(table)
+        .where(table.c.key == bindparam("k"))
+        .values(clicks=table.c.clicks + bindparam("n"))
+    )
+    session.connection().execute(statement, [{"k": key, "n": n} for key, n in counts.items()])
+    session.commit()
+
+
+def ping(session: Session) -> None:
+    session.execute(select(1))

@@ -1,0 +1,50 @@
+"""The application: `uvicorn shortener_app.main:app`."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.engine import make_url
+
+from . import logs
+from .config import Settings, get_settings
+from .limits import BodySizeLimit
+from .routes import router
+from .runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; nothing touches the database until the lifespan starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        current = settings or get_settings()
+        logs.configure(current.log_level)
+        runtime = Runtime.open(current)
+        logger.info(
+            "starting env=%s db=%s base_url=%s",
+            current.env_name,
+            make_url(current.db_url).render_as_string(hide_password=True),
+            current.base_url,
+        )
+        async with runtime.running():
+            app.state.runtime = runtime
+            yield
+        logger.info("stopped; buffered clicks written")
+
+    app = FastAPI(
+        title="URL shortener",
+        summary="A small, production-minded URL shortener: the sample app of a container template.",
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    max_body = (settings or get_settings()).max_body_bytes
+    app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    app.include_router(router)
+    return app
+
+
+app = create_app()

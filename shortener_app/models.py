@@ -1,0 +1,28 @@
+"""The tables."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .database import Base
+
+KEY_MAX_LENGTH = 64
+TARGET_MAX_LENGTH = 2048
+
+
+class ShortURL(Base):
+    """One short link. Rows are never deleted, so a key is never handed out twice."""
+
+    __tablename__ = "short_urls"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(KEY_MAX_LENGTH), unique=True)
+    # SHA-256 of the admin secret, hex; the secret itself is never stored.
+    admin_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    target_url: Mapped[str] = mapped_column(String(TARGET_MAX_LENGTH))
+    clicks: Mapped[int] = mapped_column(default=0)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=lambda: datetime.now(UTC)
+    )

@@ -1,0 +1,136 @@
+"""The HTTP endpoints. Each one is thin: validate, call crud, shape the answer."""
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Body, HTTPException, Request, status
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from . import crud
+from .models import ShortURL
+from .runtime import Runtime, RuntimeDep, SessionDep
+from .schemas import Health, Problem, URLCreate, URLInfo
+from .validation import InvalidInput, check_custom_key, check_target_url, is_valid_key
+
+DEMO_PAGE = Path(__file__).with_name("static") / "index.html"
+# A browser that caches a redirect follows it without asking us: a click nobody counts.
+NO_CACHE = {"Cache-Control": "no-store, max-age=0"}
+
+router = APIRouter()
+
+
+def _info(runtime: RuntimeDep, row: ShortURL, secret: str) -> URLInfo:
+    base = str(runtime.settings.base_url).rstrip("/")
+    return URLInfo(
+        key=row.key,
+        target_url=row.target_url,
+        url=f"{base}/{row.key}",
+        admin_url=f"{base}/admin/{secret}",
+        clicks=row.clicks,
+        is_active=row.is_active,
+        created_at=row.created_at,
+    )
+
+
+def _not_found(what: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no active link with this {what}")
+
+
+@router.get("/", include_in_schema=False)
+def demo_page() -> FileResponse:
+    return FileResponse(DEMO_PAGE, media_type="text/html")
+
+
+@router.get(
+    "/health",
+    response_model=Health,
+    responses={503: {"model": Health}},
+    summary="Whether the service and its database answer",
+)
+def health(session: SessionDep) -> Health | JSONResponse:
+    try:
+        crud.ping(session)
+    except SQLAlchemyError:
+        body = Health(status="unavailable", database="unreachable")
+        return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return Health(status="ok", database="ok")
+
+
+@router.post(
+    "/url",
+    status_code=status.HTTP_201_CREATED,
+    response_model=URLInfo,
+    responses={409: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}},
+    summary="Shorten a URL",
+)
+def create_url(
+    request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep, session: SessionDep
+) -> URLInfo:
+    try:
+        target = check_target_url(request_body.target_url, runtime.settings.base_url.host or "")
+        key = None if request_body.key is None else check_custom_key(request_body.key)
+    except InvalidInput as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    try:
+        row, secret = crud.create(session, target, key, runtime.settings.key_length)
+    except crud.KeyTaken:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"the key {key!r} is taken") from None
+    return _info(runtime, row, secret)
+
+
+@router.get(
+    "/admin/{secret}",
+    response_model=URLInfo,
+    responses={404: {"model": Problem}},
+    summary="A link's details and click count",
+)
+async def link_info(secret: str, runtime: RuntimeDep) -> URLInfo:
+    # Write buffered clicks first, so the count shown is exact and already durable.
+    await runtime.clicks.flush()
+    row = await run_in_threadpool(_by_secret, runtime, secret)
+    if row is None:
+        raise _not_found("admin secret")
+    return _info(runtime, row, secret)
+
+
+def _by_secret(runtime: Runtime, secret: str) -> ShortURL | None:
+    with runtime.sessions() as session:
+        return crud.by_secret(session, secret)
+
+
+@router.delete(
+    "/admin/{secret}",
+    response_model=URLInfo,
+    responses={404: {"model": Problem}},
+    summary="Deactivate a link; its key is never handed out again",
+)
+def deactivate(secret: str, runtime: RuntimeDep, session: SessionDep) -> URLInfo:
+    row = crud.deactivate(session, secret)
+    if row is None:
+        raise _not_found("admin secret")
+    runtime.cache.discard(row.key)
+    return _info(runtime, row, secret)
+
+
+@router.api_route(
+    "/{key}",
+    methods=["GET", "HEAD"],
+    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
+    response_class=RedirectResponse,
+    responses={404: {"model": Problem}},
+    summary="Follow a short link (GET counts a click, HEAD does not)",
+)
+async def follow(key: str, request: Request, runtime: RuntimeDep) -> RedirectResponse:
+    if not is_valid_key(key):
+        raise _not_found("key")
+    target = runtime.cache.get(key)
+    if target is None:
+        target = await run_in_threadpool(runtime.active_target, key)
+        if target is None:
+            raise _not_found("key")
+        runtime.cache.put(key, target)
+    if request.method == "GET":
+        runtime.clicks.add(key)
+    return RedirectResponse(target, status.HTTP_307_TEMPORARY_REDIRECT, headers=NO_CACHE)
