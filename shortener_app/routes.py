@@ -114,14 +114,15 @@ def deactivate(secret: str, runtime: RuntimeDep, session: SessionDep) -> URLInfo
     return _info(runtime, row, secret)
 
 
-@router.api_route(
-    "/{key}",
-    methods=["GET", "HEAD"],
-    status_code=status.HTTP_307_TEMPORARY_REDIRECT,
-    response_class=RedirectResponse,
-    responses={404: {"model": Problem}},
-    summary="Follow a short link (GET counts a click, HEAD does not)",
-)
+_REDIRECT = {
+    "status_code": status.HTTP_307_TEMPORARY_REDIRECT,
+    "response_class": RedirectResponse,
+    "responses": {404: {"model": Problem}},
+}
+
+
+@router.get("/{key}", operation_id="follow", summary="Follow a short link; counts a click", **_REDIRECT)
+@router.head("/{key}", operation_id="peek", summary="Where a short link goes; not counted", **_REDIRECT)
 async def follow(key: str, request: Request, runtime: RuntimeDep) -> RedirectResponse:
     if not is_valid_key(key):
         raise _not_found("key")

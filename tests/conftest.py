@@ -1,0 +1,58 @@
+"""Fixtures: a throwaway database per test (SQLite, and PostgreSQL when a server is given)."""
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from shortener_app.config import Settings
+from shortener_app.main import create_app
+
+from .support import unavailable
+
+BASE_URL = "http://short.test"
+POSTGRES_HINT = (
+    "no PostgreSQL server: set TEST_POSTGRES_URL=postgresql+psycopg://user@127.0.0.1:port/db "
+    "(`make test` starts one with scripts/postgres-for-tests when Debian's postgresql is installed)"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database nobody else uses, dropped after the test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db')}/shortener.db"
+        return
+    server = os.environ.get("TEST_POSTGRES_URL")
+    if not server:
+        unavailable(POSTGRES_HINT, "REQUIRE_POSTGRES")
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as error:  # noqa: BLE001 - any failure to reach the server means "not here"
+        admin.dispose()
+        unavailable(f"PostgreSQL at TEST_POSTGRES_URL did not answer: {error}", "REQUIRE_POSTGRES")
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def settings(db_url: str) -> Settings:
+    return Settings(db_url=db_url, base_url=BASE_URL, env_name="test")
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app started through its lifespan, as uvicorn would start it."""
+    with TestClient(create_app(settings), follow_redirects=False) as test_client:
+        yield test_client

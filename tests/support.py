@@ -1,0 +1,84 @@
+"""Helpers the tests share: required-or-skip, free ports, a real uvicorn server."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def required(flag: str) -> bool:
+    return os.environ.get(flag, "") not in ("", "0")
+
+
+def unavailable(reason: str, flag: str) -> None:
+    """Skip with `reason`, or fail when `flag` (e.g. REQUIRE_DOCKER=1) says this must run here."""
+    if required(flag):
+        pytest.fail(f"{reason} (and {flag}=1 says it must run)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until_healthy(url: str, seconds: float = 20.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it answered")
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url}/health did not answer 200 within {seconds} s")
+
+
+class Server:
+    def __init__(self, url: str, process: subprocess.Popen, log: Path) -> None:
+        self.url = url
+        self.process = process
+        self.log = log
+
+    def stop(self) -> int:
+        """SIGTERM, as `docker stop` sends it; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=15)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+@contextmanager
+def uvicorn_server(env: dict[str, str], log: Path, *extra: str) -> Iterator[Server]:
+    """`uvicorn shortener_app.main:app` in a child process on a free loopback port."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "uvicorn", "shortener_app.main:app", "--host", "127.0.0.1",
+               "--port", str(port), *extra]
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT
+        )
+    server = Server(url, process, log)
+    try:
+        wait_until_healthy(url, process=process)
+        yield server
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
