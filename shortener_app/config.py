@@ -21,9 +21,7 @@ class Settings(BaseSettings):
     click_flush_seconds: float = Field(
         1.0, gt=0, le=60, description="How often buffered clicks are written to the database."
     )
-    cache_ttl_seconds: float = Field(
-        30.0, ge=0, description="How long a replica may serve a redirect from memory."
-    )
+    cache_ttl_seconds: float = Field(30.0, ge=0, description="How long a replica may serve a redirect from memory.")
     cache_size: int = Field(10_000, ge=0, description="How many redirects are kept in memory.")
     max_body_bytes: int = Field(16_384, ge=1024, description="Largest request body accepted.")
     log_level: str = Field("INFO", description="Level of the application's own logs.")

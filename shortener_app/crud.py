@@ -61,19 +61,13 @@ def deactivate(session: Session, secret: str) -> ShortURL | None:
 
 
 def active_target(session: Session, key: str) -> str | None:
-    return session.scalar(
-        select(ShortURL.target_url).where(ShortURL.key == key, ShortURL.is_active)
-    )
+    return session.scalar(select(ShortURL.target_url).where(ShortURL.key == key, ShortURL.is_active))
 
 
 def add_clicks(session: Session, counts: Mapping[str, int]) -> None:
     """Add each count in the database itself (`clicks = clicks + n`): no read-modify-write."""
     table = ShortURL.__table__
-    statement = (
-        update(table)
-        .where(table.c.key == bindparam("k"))
-        .values(clicks=table.c.clicks + bindparam("n"))
-    )
+    statement = update(table).where(table.c.key == bindparam("k")).values(clicks=table.c.clicks + bindparam("n"))
     session.connection().execute(statement, [{"k": key, "n": n} for key, n in counts.items()])
     session.commit()
 

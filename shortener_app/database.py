@@ -5,7 +5,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import DeclarativeBase, sessionmaker, Session
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 # Explicit constraint names, so migrations and error messages are the same on every database.
 NAMING_CONVENTION = {

@@ -12,9 +12,7 @@ class RedactAdminSecrets(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _ADMIN_PATH.sub(REDACTED, arg) if isinstance(arg, str) else arg for arg in record.args
-            )
+            record.args = tuple(_ADMIN_PATH.sub(REDACTED, arg) if isinstance(arg, str) else arg for arg in record.args)
         if isinstance(record.msg, str):
             record.msg = _ADMIN_PATH.sub(REDACTED, record.msg)
         return True

@@ -23,6 +23,4 @@ class ShortURL(Base):
     target_url: Mapped[str] = mapped_column(String(TARGET_MAX_LENGTH))
     clicks: Mapped[int] = mapped_column(default=0)
     is_active: Mapped[bool] = mapped_column(default=True)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), default=lambda: datetime.now(UTC)
-    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))

@@ -65,9 +65,7 @@ def health(session: SessionDep) -> Health | JSONResponse:
     responses={409: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}},
     summary="Shorten a URL",
 )
-def create_url(
-    request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep, session: SessionDep
-) -> URLInfo:
+def create_url(request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep, session: SessionDep) -> URLInfo:
     try:
         target = check_target_url(request_body.target_url, runtime.settings.base_url.host or "")
         key = None if request_body.key is None else check_custom_key(request_body.key)

@@ -10,9 +10,7 @@ from .models import KEY_MAX_LENGTH, TARGET_MAX_LENGTH
 class URLCreate(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
 
-    target_url: str = Field(
-        max_length=TARGET_MAX_LENGTH, examples=["https://www.python.org/"], strict=True
-    )
+    target_url: str = Field(max_length=TARGET_MAX_LENGTH, examples=["https://www.python.org/"], strict=True)
     key: str | None = Field(
         None,
         max_length=KEY_MAX_LENGTH,

@@ -10,9 +10,7 @@ from .models import KEY_MAX_LENGTH, TARGET_MAX_LENGTH
 KEY_MIN_LENGTH = 3
 KEY_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{{KEY_MIN_LENGTH},{KEY_MAX_LENGTH}}}")
 # Paths this service serves itself, or may serve later; a key must never shadow them.
-RESERVED_KEYS = frozenset(
-    {"admin", "api", "docs", "health", "openapi", "redoc", "static", "url", "favicon.ico"}
-)
+RESERVED_KEYS = frozenset({"admin", "api", "docs", "health", "openapi", "redoc", "static", "url", "favicon.ico"})
 _WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
@@ -29,9 +27,7 @@ def check_custom_key(key: str) -> str:
     if not is_valid_key(key):
         if key.lower() in RESERVED_KEYS:
             raise InvalidInput(f"the key {key!r} is reserved")
-        raise InvalidInput(
-            f"a key is {KEY_MIN_LENGTH} to {KEY_MAX_LENGTH} characters from A-Z, a-z, 0-9, '_' and '-'"
-        )
+        raise InvalidInput(f"a key is {KEY_MIN_LENGTH} to {KEY_MAX_LENGTH} characters from A-Z, a-z, 0-9, '_' and '-'")
     return key
 
 

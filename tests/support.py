@@ -68,12 +68,19 @@ def uvicorn_server(env: dict[str, str], log: Path, *extra: str) -> Iterator[Serv
     """`uvicorn shortener_app.main:app` in a child process on a free loopback port."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "uvicorn", "shortener_app.main:app", "--host", "127.0.0.1",
-               "--port", str(port), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "shortener_app.main:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        *extra,
+    ]
     with log.open("w") as sink:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT)
     server = Server(url, process, log)
     try:
         wait_until_healthy(url, process=process)

@@ -216,7 +216,7 @@ def test_a_one_megabyte_body_is_413(client: TestClient) -> None:
 
 
 def test_a_large_body_without_content_length_is_413(client: TestClient) -> None:
-    def chunks():  # noqa: ANN202 - a generator makes httpx send chunked, with no length
+    def chunks():
         yield b'{"target_url": "'
         for _ in range(64):
             yield b"a" * 16_384
