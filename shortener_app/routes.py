@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from . import crud
 from .models import ShortURL
-from .runtime import Runtime, RuntimeDep, SessionDep
+from .runtime import Runtime, RuntimeDep, SessionDep, get_runtime
 from .schemas import Health, Problem, URLCreate, URLInfo
 from .validation import InvalidInput, check_custom_key, check_target_url, is_valid_key
 
@@ -121,7 +121,9 @@ _REDIRECT = {
 
 @router.get("/{key}", operation_id="follow", summary="Follow a short link; counts a click", **_REDIRECT)
 @router.head("/{key}", operation_id="peek", summary="Where a short link goes; not counted", **_REDIRECT)
-async def follow(key: str, request: Request, runtime: RuntimeDep) -> RedirectResponse:
+async def follow(key: str, request: Request) -> RedirectResponse:
+    # The hot path: the runtime is read directly, without a dependency to resolve.
+    runtime = get_runtime(request)
     if not is_valid_key(key):
         raise _not_found("key")
     target = runtime.cache.get(key)

@@ -1,0 +1,150 @@
+"""Redirect throughput of the app against the framework ceiling, side by side in one run.
+
+    python bench/redirects.py [--seconds 10] [--rounds 2] [--connections 32] [--server-flags "..."]
+
+Both servers run under uvicorn with the same flags, one worker, on 127.0.0.1; wrk loads them in
+turn (app, ceiling, app, ceiling, ...). Prints redirects/s, p50/p99 latency, the app/ceiling
+ratio, the app's peak RSS, and the clicks the app recorded against the redirects it served.
+Numbers are for comparing in one run on one machine, never for asserting in a test.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVER_FLAGS = "--loop uvloop --http httptools --no-access-log --log-level warning --workers 1"
+
+
+@dataclass
+class Load:
+    requests: int
+    errors: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start(app: str, flags: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    command = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), *flags.split()]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            httpx.get(f"{url}/x", timeout=1)
+            return process, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit(f"{app} did not start")
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def wrk(url: str, seconds: int, connections: int) -> Load:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    errors_match = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = int(errors_match.group(1)) if errors_match else 0
+    errors += sum(map(int, socket_errors.groups())) if socket_errors else 0
+    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return Load(requests, errors, rps, _ms(latency["50"]), _ms(latency["99"]))
+
+
+def peak_rss_mib(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--server-flags", default=SERVER_FLAGS)
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed (Debian: apt-get install wrk)")
+
+    workdir = Path(tempfile.mkdtemp(prefix="shortener-bench-"))
+    app_env = {"DB_URL": f"sqlite:///{workdir}/bench.db", "BASE_URL": "http://short.test", "LOG_LEVEL": "WARNING"}
+    app, app_url = start("shortener_app.main:app", args.server_flags, app_env)
+    ceiling, ceiling_url = start("bench.ceiling:app", args.server_flags, {})
+    try:
+        link = httpx.post(f"{app_url}/url", json={"target_url": "https://example.com/"}).json()
+        results: dict[str, list[Load]] = {"app": [], "ceiling": []}
+        for round_ in range(1, args.rounds + 1):
+            for name, url in (("app", f"{app_url}/{link['key']}"), ("ceiling", f"{ceiling_url}/{link['key']}")):
+                load = wrk(url, args.seconds, args.connections)
+                results[name].append(load)
+                print(
+                    f"round {round_} {name:8} {load.rps:9.0f} redirects/s  p50 {load.p50_ms:6.2f} ms  "
+                    f"p99 {load.p99_ms:6.2f} ms  errors {load.errors}",
+                    flush=True,
+                )
+        served = sum(load.requests - load.errors for load in results["app"])
+        secret_path = link["admin_url"].removeprefix("http://short.test")
+        recorded = httpx.get(f"{app_url}{secret_path}").json()["clicks"]
+        rss = peak_rss_mib(app.pid)
+    finally:
+        for process in (app, ceiling):
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=30)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    app_rps = statistics.median(load.rps for load in results["app"])
+    ceiling_rps = statistics.median(load.rps for load in results["ceiling"])
+    print()
+    print(f"server flags      {args.server_flags}")
+    print(
+        f"load              wrk, 1 thread, {args.connections} connections, {args.seconds} s, {args.rounds} rounds each"
+    )
+    for name, loads in results.items():
+        print(f"{name:17} {summary(loads)}")
+    print(f"ratio app/ceiling {app_rps / ceiling_rps:.2f}")
+    print(f"app peak RSS      {rss:.1f} MiB")
+    # wrk stops counting at its deadline; requests then in flight (at most one per connection)
+    # reached the app and were counted there, so recorded may exceed served by that much.
+    in_flight = recorded - served
+    verdict = "none lost" if 0 <= in_flight <= args.connections * args.rounds else "MISMATCH"
+    print(f"clicks            {recorded} recorded / {served} 3xx counted by wrk ({verdict}; {in_flight} in flight)")
+
+
+def summary(loads: list[Load]) -> str:
+    rps = statistics.median(load.rps for load in loads)
+    p50 = statistics.median(load.p50_ms for load in loads)
+    p99 = max(load.p99_ms for load in loads)
+    return f"{rps:.0f} redirects/s (median), p50 {p50:.2f} ms, p99 {p99:.2f} ms (worst round)"
+
+
+if __name__ == "__main__":
+    main()
