@@ -56,3 +56,29 @@ def client(settings: Settings) -> Iterator[TestClient]:
     """The app started through its lifespan, as uvicorn would start it."""
     with TestClient(create_app(settings), follow_redirects=False) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    from .docker_support import require_engine
+
+    require_engine()
+
+
+_built: dict[str, str] = {}
+
+
+@pytest.fixture(scope="session", params=["slim", "alpine"])
+def image(request: pytest.FixtureRequest, docker_engine: None) -> str:
+    """Each image, built once per session from its Dockerfile, tagged shortener-test:<flavour>."""
+    from .docker_support import IMAGES, base_available, build, describe_base
+
+    flavour = request.param
+    if flavour not in _built:
+        reason = base_available(flavour)
+        if reason:
+            pytest.skip(reason)
+        print(f"\nbuilding {IMAGES[flavour]} on {describe_base(flavour)}")  # noqa: T201 - which base, for the log
+        build(IMAGES[flavour], f"shortener-test:{flavour}")
+        _built[flavour] = f"shortener-test:{flavour}"
+    return _built[flavour]

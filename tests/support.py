@@ -1,6 +1,7 @@
 """Helpers the tests share: required-or-skip, free ports, a real uvicorn server."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -89,3 +90,14 @@ def uvicorn_server(env: dict[str, str], log: Path, *extra: str) -> Iterator[Serv
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def tool(name: str) -> str:
+    """A command-line tool from this virtual environment (installed by requirements-dev), else from PATH."""
+    beside_python = Path(sys.executable).parent / name
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is not installed: pip install -r requirements-dev.txt")
+    return found

@@ -1,0 +1,108 @@
+"""Building and running the images for the tests, through the docker CLI and 127.0.0.1 only."""
+
+import functools
+import json
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .support import ROOT, free_port, unavailable, wait_until_healthy
+
+IMAGES = {"slim": "Dockerfile.slim", "alpine": "Dockerfile.alpine"}
+BASES = {"slim": "python:3.13-slim", "alpine": "python:3.13-alpine"}
+STANDIN_LABEL = "io.github.shortener.standin"
+HARDENED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+
+
+def docker(*args: str, check: bool = True, timeout: float = 600, stdin: str | None = None) -> str:
+    result = subprocess.run(
+        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=False, input=stdin
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"docker {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def require_engine() -> None:
+    if shutil.which("docker") is None:
+        unavailable("no docker CLI on PATH", "REQUIRE_DOCKER")
+    probe = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        unavailable(f"no Docker engine answers: {probe.stderr.strip()[:200]}", "REQUIRE_DOCKER")
+    if subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode != 0:
+        unavailable("docker buildx is not installed (scripts/install-docker-tools)", "REQUIRE_DOCKER")
+
+
+@functools.cache
+def base_available(flavour: str) -> str | None:
+    """None when the base image is here (or could be pulled); else why it is not."""
+    base = BASES[flavour]
+    if subprocess.run(["docker", "image", "inspect", base], capture_output=True, check=False).returncode == 0:
+        return None
+    if subprocess.run(["docker", "pull", "-q", base], capture_output=True, timeout=120, check=False).returncode == 0:
+        return None
+    if flavour == "alpine":
+        return f"{base} is not local and no registry answers; no Alpine stand-in can be built offline"
+    return f"{base} is not local and no registry answers; scripts/make-standin-base builds a stand-in"
+
+
+def describe_base(flavour: str) -> str:
+    labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", BASES[flavour])) or {}
+    kind = f"STAND-IN ({labels[STANDIN_LABEL]})" if STANDIN_LABEL in labels else "official image"
+    return f"{BASES[flavour]}: {kind}"
+
+
+def build(dockerfile: str | None, tag: str, *, text: str | None = None, context: Path = ROOT) -> str:
+    """Build with buildx into the local engine; `text` replaces the Dockerfile's contents."""
+    revision = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
+    args = ["buildx", "build", "--load", "-q", "-t", tag,
+            "--build-arg", "VERSION=test", "--build-arg", f"REVISION={revision or 'unknown'}",
+            "--build-arg", f"CREATED={datetime.now(UTC).isoformat(timespec='seconds')}",
+            "-f", "-" if text is not None else str(ROOT / dockerfile), str(context)]  # fmt: skip
+    return docker(*args, stdin=text).strip()
+
+
+@dataclass
+class Container:
+    name: str
+    url: str
+
+    def logs(self) -> str:
+        result = subprocess.run(["docker", "logs", self.name], capture_output=True, text=True, check=False)
+        return result.stdout + result.stderr
+
+    def state(self) -> dict:
+        return json.loads(docker("inspect", "-f", "{{json .State}}", self.name))
+
+
+@contextmanager
+def running(image: str, *, volume: str | None = None, extra: tuple[str, ...] = ()) -> Iterator[Container]:
+    """The image run hardened, published on a free 127.0.0.1 port, removed afterwards."""
+    port = free_port()
+    name = f"shortener-test-{port}"
+    mounts = ["-v", f"{volume}:/data"] if volume else []
+    docker("run", "-d", "--name", name, *HARDENED, *mounts, "-p", f"127.0.0.1:{port}:8000", *extra, image)
+    container = Container(name, f"http://127.0.0.1:{port}")
+    try:
+        wait_until_healthy(container.url, seconds=30)
+        yield container
+    finally:
+        docker("rm", "-f", "-v", name, check=False)
+
+
+def wait_for_health_status(name: str, seconds: float = 40) -> float:
+    """Seconds until Docker's own HEALTHCHECK reports healthy."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        status = docker("inspect", "-f", "{{.State.Health.Status}}", name, check=False).strip()
+        if status == "healthy":
+            return time.monotonic() - start
+        time.sleep(0.25)
+    raise AssertionError(f"{name} was not reported healthy within {seconds} s")

@@ -1,0 +1,107 @@
+"""The built images, run as a user would run them: hardened, published on 127.0.0.1 only."""
+
+import subprocess
+import time
+import uuid
+
+import httpx
+import pytest
+
+from .docker_support import docker, running, wait_for_health_status
+from .support import ROOT, tool
+
+pytestmark = pytest.mark.docker
+
+
+def structure_test(image: str, flavour: str) -> subprocess.CompletedProcess[str]:
+    configs = ["tests/structure/contract.yaml", f"tests/structure/{flavour}.yaml"]
+    args = [arg for config in configs for arg in ("--config", config)]
+    return subprocess.run(
+        [tool("container-structure-test"), "test", "--no-color", "--image", image, *args],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_structure_tests_pass(image: str) -> None:
+    result = structure_test(image, image.rsplit(":", 1)[1])
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_the_whole_api_works_in_a_hardened_container(image: str) -> None:
+    with running(image) as container, httpx.Client(base_url=container.url) as client:
+        assert client.get("/health").json() == {"status": "ok", "database": "ok"}
+        assert "<form" in client.get("/").text
+        link = client.post("/url", json={"target_url": "https://example.com/"}).json()
+        admin = link["admin_url"].removeprefix("http://localhost:8000")
+        assert client.get(f"/{link['key']}").status_code == 307
+        assert client.head(f"/{link['key']}").status_code == 307
+        assert client.get(admin).json()["clicks"] == 1
+        assert client.post("/url", json={"target_url": "https://example.com/", "key": link["key"]}).status_code == 409
+        assert client.delete(admin).json()["is_active"] is False
+        assert client.get(f"/{link['key']}").status_code == 404
+        assert client.post("/url", content=b"x" * 1_000_000).status_code == 413
+        # The hardened container wrote nothing outside /data and /tmp.
+        assert docker("diff", container.name).strip() == ""
+
+
+def test_docker_reports_the_container_healthy(image: str) -> None:
+    with running(image) as container:
+        wait_for_health_status(container.name)
+        assert container.state()["Health"]["FailingStreak"] == 0
+
+
+def test_a_request_reaches_docker_logs_at_once(image: str) -> None:
+    with running(image) as container:
+        marker = f"/log-probe-{uuid.uuid4().hex}"
+        httpx.get(container.url + marker)
+        deadline = time.monotonic() + 1.0
+        while marker not in container.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker in container.logs(), "the access log line was held in a buffer"
+
+
+def test_python_writes_no_bytecode_at_run_time_even_as_root(image: str) -> None:
+    # As root the code would be writable, so only PYTHONDONTWRITEBYTECODE stops .pyc files.
+    name = f"shortener-pyc-{uuid.uuid4().hex[:8]}"
+    docker("run", "--name", name, "-u", "0", "--entrypoint", "python", image, "-c",
+           "import shortener_app.main, xml.dom.minidom, json.tool, http.server")  # fmt: skip
+    try:
+        changed = docker("diff", name)
+    finally:
+        docker("rm", "-v", name, check=False)
+    assert ".pyc" not in changed, changed
+
+
+def test_urls_and_acknowledged_clicks_survive_restart_and_kill(image: str) -> None:
+    volume = f"shortener-test-{uuid.uuid4().hex[:8]}"
+    docker("volume", "create", volume)
+    try:
+        with running(image, volume=volume) as first, httpx.Client(base_url=first.url) as client:
+            links = [client.post("/url", json={"target_url": f"https://example.com/{i}"}).json() for i in range(5)]
+            for i, link in enumerate(links):
+                for _ in range(i):
+                    client.get(f"/{link['key']}")
+            # Reading the admin page writes buffered clicks: from here on they are acknowledged.
+            admins = [link["admin_url"].removeprefix("http://localhost:8000") for link in links]
+            seen = [client.get(admin).json()["clicks"] for admin in admins]
+            assert seen == [0, 1, 2, 3, 4]
+            docker("kill", first.name)  # SIGKILL: no shutdown hook runs
+        with running(image, volume=volume) as second, httpx.Client(base_url=second.url) as client:
+            assert [client.get(admin).json()["clicks"] for admin in admins] == seen
+            assert all(client.get(f"/{link['key']}").status_code == 307 for link in links)
+            docker("stop", second.name)
+        with running(image, volume=volume) as third, httpx.Client(base_url=third.url) as client:
+            assert [client.get(admin).json()["clicks"] for admin in admins] == [1, 2, 3, 4, 5]
+    finally:
+        docker("volume", "rm", "-f", volume, check=False)
+
+
+def test_docker_stop_is_quick_and_clean(image: str) -> None:
+    with running(image) as container:
+        httpx.get(container.url + "/health")
+        start = time.monotonic()
+        docker("stop", container.name)
+        took = time.monotonic() - start
+        state = container.state()
+    assert state["ExitCode"] == 0, f"exit code {state['ExitCode']}: SIGTERM was not handled by PID 1"
+    assert took < 2, f"docker stop took {took:.1f} s: SIGTERM did not reach uvicorn, so Docker waited to SIGKILL"
