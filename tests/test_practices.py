@@ -1,0 +1,95 @@
+"""Each practice the README claims, removed one at a time: the structure tests must then fail.
+
+This is what makes the structure tests worth trusting: a check that passes on an image built
+without the practice it names proves nothing. The mutants are built from Dockerfile.slim (the
+image that can be built everywhere); both Dockerfiles share the contract config.
+"""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .docker_support import IMAGES, base_available, build, docker
+from .support import ROOT, tool
+
+# practice -> (text in Dockerfile.slim, what replaces it, the check that must fail)
+MUTANTS = {
+    "PYTHONDONTWRITEBYTECODE": ("ENV PYTHONDONTWRITEBYTECODE=1\n", "", "Metadata Test"),
+    "PYTHONUNBUFFERED": ("ENV PYTHONUNBUFFERED=1\n", "", "PYTHONUNBUFFERED take effect"),
+    "non-root user": ("USER 5678:5678\n", "", "runs as uid 5678"),
+    "root-owned code": ("COPY shortener_app", "COPY --chown=5678:5678 shortener_app", "cannot change the code"),
+    "writable /data": ("install -d -o 5678 -g 5678 -m 0750 /data", "true", "/data exists and belongs to 5678"),
+    "pip --no-cache-dir": ("install --no-cache-dir --no-compile", "install --no-compile", "no pip cache"),
+    "EXPOSE": ("EXPOSE 8000\n", "", "Metadata Test"),
+    "LABEL": ('org.opencontainers.image.licenses="MIT" \\\n      ', "", "Metadata Test"),
+    "VOLUME": ('VOLUME ["/data"]\n', "", "Metadata Test"),
+    "copy only the package": ("COPY shortener_app ./shortener_app", "COPY . .", "nothing else"),
+    "no compiler": ("ENV PATH=/opt/venv/bin:$PATH\n",
+                    "ENV PATH=/opt/venv/bin:$PATH\nRUN apt-get update && apt-get install -y --no-install-recommends gcc"
+                    " && rm -rf /var/lib/apt/lists/*\n", "no compiler"),
+    "bytecode compiled at build": ("RUN env -u PYTHONDONTWRITEBYTECODE python", "RUN true || python", "byte-compiled"),
+    "exec-form CMD": ('CMD ["uvicorn", "shortener_app.main:app", "--host", "0.0.0.0", "--port", "8000", \\\n'
+                      '     "--timeout-graceful-shutdown", "5", "--no-server-header"]',
+                      "CMD uvicorn shortener_app.main:app --host 0.0.0.0 --port 8000", "Metadata Test"),
+}  # fmt: skip
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("practice", MUTANTS)
+def test_structure_tests_fail_without_the_practice(practice: str, docker_engine: None) -> None:
+    if reason := base_available("slim"):
+        pytest.skip(reason)
+    original, replacement, failing_check = MUTANTS[practice]
+    dockerfile = (ROOT / IMAGES["slim"]).read_text()
+    assert original in dockerfile, f"Dockerfile.slim no longer contains {original!r}: update this mutant"
+    tag = "shortener-mutant:" + "".join(c if c.isalnum() else "-" for c in practice.lower())
+    try:
+        build(None, tag, text=dockerfile.replace(original, replacement, 1))
+        if practice == "pip --no-cache-dir" and not _has_pip_cache(tag):
+            pytest.skip(
+                "pip wrote no cache even without --no-cache-dir: this network's package index sends no "
+                "caching headers, so pip's HTTP cache stores nothing (PyPI itself does send them)"
+            )
+        configs = ["--config", "tests/structure/contract.yaml", "--config", "tests/structure/slim.yaml"]
+        result = subprocess.run(
+            [tool("container-structure-test"), "test", "--no-color", "--image", tag, *configs],
+            cwd=ROOT, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+    finally:
+        docker("image", "rm", "-f", tag, check=False)
+    assert result.returncode != 0, f"the structure tests passed on an image without {practice}"
+    failed = [block for block in result.stdout.split("=== RUN: ") if "--- FAIL" in block]
+    assert any(failing_check in block.splitlines()[0] for block in failed), (
+        f"expected {failing_check!r} to fail; failed: {[block.splitlines()[0] for block in failed]}"
+    )
+
+
+def _has_pip_cache(tag: str) -> bool:
+    probe = ["run", "--rm", "-u", "0", "--entrypoint", "sh", tag, "-c", "test -d /root/.cache/pip && echo yes"]
+    return docker(*probe, check=False).strip() == "yes"
+
+
+@pytest.mark.docker
+def test_the_build_context_is_exactly_what_the_image_needs(tmp_path: Path, docker_engine: None) -> None:
+    """Send the repository, with the junk a working copy gathers, through a build that keeps the context."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    repo = tmp_path / "repo"
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, repo / name)
+    junk = [".git/HEAD", ".env", ".env.local", "shortener.db", "shortener.db-wal", ".venv/bin/python",
+            "venv/pyvenv.cfg", "shortener_app/__pycache__/main.cpython-313.pyc", ".pytest_cache/v/x",
+            ".ruff_cache/x", ".mypy_cache/x", ".coverage", "htmlcov/index.html", "notes.txt",
+            "shortener_app/.env", "shortener_app/local.db", "docs/x.md", "node_modules/x/index.js"]  # fmt: skip
+    for name in junk:
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text("junk")
+    out = tmp_path / "context"
+    docker("buildx", "build", "-q", "-f", "-", "--output", f"type=local,dest={out}", str(repo),
+           stdin="FROM scratch\nCOPY . /\n")  # fmt: skip
+    arrived = sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
+    expected = sorted(name for name in tracked if name == "requirements.txt" or name.startswith("shortener_app/"))
+    assert arrived == expected
