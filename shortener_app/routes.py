@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
@@ -12,7 +13,7 @@ from . import crud
 from .models import ShortURL
 from .runtime import Runtime, RuntimeDep, SessionDep, get_runtime
 from .schemas import Health, Problem, URLCreate, URLInfo
-from .validation import InvalidInput, check_custom_key, check_target_url, is_valid_key
+from .validation import InvalidInput, check_not_self, is_valid_key
 
 DEMO_PAGE = Path(__file__).with_name("static") / "index.html"
 # A browser that caches a redirect follows it without asking us: a click nobody counts.
@@ -62,15 +63,17 @@ def health(session: SessionDep) -> Health | JSONResponse:
     "/url",
     status_code=status.HTTP_201_CREATED,
     response_model=URLInfo,
-    responses={409: {"model": Problem}, 413: {"model": Problem}, 422: {"model": Problem}},
+    responses={400: {"model": Problem}, 409: {"model": Problem}, 413: {"model": Problem}},
     summary="Shorten a URL",
 )
 def create_url(request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep, session: SessionDep) -> URLInfo:
+    target, key = request_body.target_url, request_body.key
     try:
-        target = check_target_url(request_body.target_url, runtime.settings.base_url.host or "")
-        key = None if request_body.key is None else check_custom_key(request_body.key)
+        check_not_self(target, runtime.settings.base_url.host or "")
     except InvalidInput as error:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+        # Shaped like FastAPI's own validation errors, so every 422 reads the same.
+        issue = {"type": "value_error", "loc": ("body", "target_url"), "msg": str(error), "input": target}
+        raise RequestValidationError([issue]) from None
     try:
         row, secret = crud.create(session, target, key, runtime.settings.key_length)
     except crud.KeyTaken:

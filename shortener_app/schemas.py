@@ -2,9 +2,10 @@
 
 from datetime import UTC, datetime
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from .models import KEY_MAX_LENGTH, TARGET_MAX_LENGTH
+from .validation import check_custom_key, check_target_url
 
 
 class URLCreate(BaseModel):
@@ -17,6 +18,17 @@ class URLCreate(BaseModel):
         description="A custom key; a random one is drawn when absent.",
         strict=True,
     )
+
+    # The rules raise ValueError, which FastAPI answers like any other validation error: 422.
+    @field_validator("target_url")
+    @classmethod
+    def _valid_target(cls, value: str) -> str:
+        return check_target_url(value)
+
+    @field_validator("key")
+    @classmethod
+    def _valid_key(cls, value: str | None) -> str | None:
+        return None if value is None else check_custom_key(value)
 
 
 class URLInfo(BaseModel):

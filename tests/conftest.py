@@ -17,7 +17,7 @@ from .support import unavailable
 BASE_URL = "http://short.test"
 POSTGRES_HINT = (
     "no PostgreSQL server: set TEST_POSTGRES_URL=postgresql+psycopg://user@127.0.0.1:port/db "
-    "(`make test` starts one with scripts/postgres-for-tests when Debian's postgresql is installed)"
+    "(`make test` starts one with scripts/with-test-postgres when Debian's postgresql is installed)"
 )
 
 

@@ -65,9 +65,9 @@ class Server:
 
 
 @contextmanager
-def uvicorn_server(env: dict[str, str], log: Path, *extra: str) -> Iterator[Server]:
-    """`uvicorn shortener_app.main:app` in a child process on a free loopback port."""
-    port = free_port()
+def uvicorn_server(env: dict[str, str], log: Path, *extra: str, port: int | None = None) -> Iterator[Server]:
+    """`uvicorn shortener_app.main:app` in a child process on a (free) loopback port."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,

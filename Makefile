@@ -1,0 +1,65 @@
+# The commands a newcomer can guess. `make help` lists them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-dev
+# Where the browser test finds Chromium (Debian's package); override for another browser build.
+export CHROMIUM_PATH ?= /usr/bin/chromium
+IMAGE ?= shortener
+PYTEST_ARGS ?=
+# pip-compile reads hashes from the index itself, not from local wheel folders a machine may configure.
+PIN := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile
+
+.DEFAULT_GOAL := help
+.PHONY: help test test-app run images structure-test lint bench compare requirements clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt requirements.txt package-lock.json
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q -r requirements-dev.txt
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test: $(STAMP) ## Every test: app (SQLite and PostgreSQL), browser, images and structure tests when Docker answers, lint
+	scripts/with-test-postgres $(BIN)/python -m pytest --cov --cov-fail-under=90 $(PYTEST_ARGS)
+
+test-app: $(STAMP) ## Only the app's tests, no Docker
+	scripts/with-test-postgres $(BIN)/python -m pytest -m "not docker" $(PYTEST_ARGS)
+
+run: $(STAMP) ## Run the app locally with auto-reload on http://127.0.0.1:8000
+	$(BIN)/uvicorn shortener_app.main:app --reload --host 127.0.0.1 --port 8000
+
+images: ## Build both images (Alpine only where python:3.13-alpine can be had)
+	docker buildx build --load -f Dockerfile.slim -t $(IMAGE):slim .
+	if docker image inspect python:3.13-alpine >/dev/null 2>&1 || docker pull -q python:3.13-alpine >/dev/null 2>&1; \
+	then docker buildx build --load -f Dockerfile.alpine -t $(IMAGE):alpine .; \
+	else echo "skipping Dockerfile.alpine: python:3.13-alpine is not local and cannot be pulled"; fi
+
+structure-test: $(STAMP) images ## Run the container-structure-test configs on the built images
+	$(BIN)/container-structure-test test --image $(IMAGE):slim \
+	  --config tests/structure/contract.yaml --config tests/structure/slim.yaml
+	if docker image inspect $(IMAGE):alpine >/dev/null 2>&1; then \
+	  $(BIN)/container-structure-test test --image $(IMAGE):alpine \
+	    --config tests/structure/contract.yaml --config tests/structure/alpine.yaml; fi
+
+lint: $(STAMP) ## ruff, hadolint and actionlint
+	$(BIN)/python -m pytest -q tests/test_lint.py tests/test_dockerfiles.py
+
+bench: $(STAMP) ## Redirects/s of the app against the framework ceiling (needs wrk)
+	$(BIN)/python bench/redirects.py
+
+compare: $(STAMP) ## Size, layers, build and start times of both images, written to docs/image-comparison.md
+	$(BIN)/python bench/compare_images.py
+
+requirements: ## Re-pin requirements*.txt from requirements*.in (hashes for every platform)
+	$(PIN) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+	  --no-emit-index-url -o requirements.txt requirements.in
+	$(PIN) -q --allow-unsafe --strip-extras --no-emit-find-links --no-emit-index-url \
+	  -o requirements-dev.txt requirements-dev.in
+
+clean: ## Remove the venv, caches, local databases and the images built here
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov node_modules *.db *.db-shm *.db-wal
+	find . -name __pycache__ -prune -exec rm -rf {} +
+	-docker image rm -f $(IMAGE):slim $(IMAGE):alpine shortener-test:slim shortener-test:alpine 2>/dev/null

@@ -1,0 +1,84 @@
+"""The demo page in a real browser: shorten a URL, see the links, follow the short one."""
+
+import os
+import threading
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from .support import free_port, unavailable, uvicorn_server
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",  # tests run as root in CI
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # No network but loopback here: keep Chromium from calling home.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not Path(path).exists():
+        unavailable(
+            f"no Chromium at {path} (Debian: apt-get install chromium; or set CHROMIUM_PATH)", "REQUIRE_BROWSER"
+        )
+    return path
+
+
+@pytest.fixture
+def target_site(tmp_path: Path) -> Iterator[str]:
+    """A page on loopback for the short link to lead to."""
+    (tmp_path / "landing.html").write_text("<title>Landed</title><h1>You followed the short link</h1>")
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), partial(SimpleHTTPRequestHandler, directory=tmp_path))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def shorten_and_follow(page_url: str, target: str, executable: str) -> dict[str, str]:
+    """Drive the page as a person would; return what they saw."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(page_url)
+            url_field = page.get_by_label("URL to shorten")
+            # A URL the service refuses: the page shows the server's reason.
+            url_field.fill("ftp://files.example.com/")
+            page.get_by_role("button", name="Shorten").click()
+            expect(page.locator("#error")).to_contain_text("only http and https")
+            url_field.fill(target)
+            page.get_by_role("button", name="Shorten").click()
+            short = page.locator("#short-link")
+            expect(short).to_be_visible()
+            expect(page.locator("#error")).to_be_hidden()
+            seen = {"short": short.inner_text(), "admin": page.locator("#admin-link").inner_text()}
+            short.click()
+            page.wait_for_url(target)
+            seen["landed"] = page.title()
+            return seen
+        finally:
+            browser.close()
+
+
+def test_the_demo_page_shortens_a_url_and_the_link_leads_to_it(tmp_path: Path, target_site: str) -> None:
+    executable = chromium_path()
+    port = free_port()
+    env = {"DB_URL": f"sqlite:///{tmp_path}/shortener.db", "BASE_URL": f"http://localhost:{port}"}
+    with uvicorn_server(env, tmp_path / "server.log", port=port) as server:
+        seen = shorten_and_follow(f"{server.url}/", f"{target_site}/landing.html", executable)
+    assert seen["short"].startswith(f"http://localhost:{port}/")
+    assert "/admin/" in seen["admin"]
+    assert seen["landed"] == "Landed"

