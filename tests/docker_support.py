@@ -39,12 +39,18 @@ def require_engine() -> None:
 
 
 @functools.cache
+def present_or_pulled(image: str) -> bool:
+    """Whether the engine has `image`, after one try to pull it."""
+    if subprocess.run(["docker", "image", "inspect", image], capture_output=True, check=False).returncode == 0:
+        return True
+    pulled = subprocess.run(["docker", "pull", "-q", image], capture_output=True, timeout=120, check=False)
+    return pulled.returncode == 0
+
+
 def base_available(flavour: str) -> str | None:
     """None when the base image is here (or could be pulled); else why it is not."""
     base = BASES[flavour]
-    if subprocess.run(["docker", "image", "inspect", base], capture_output=True, check=False).returncode == 0:
-        return None
-    if subprocess.run(["docker", "pull", "-q", base], capture_output=True, timeout=120, check=False).returncode == 0:
+    if present_or_pulled(base):
         return None
     if flavour == "alpine":
         return f"{base} is not local and no registry answers; no Alpine stand-in can be built offline"

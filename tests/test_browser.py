@@ -3,6 +3,7 @@
 import os
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -34,15 +35,23 @@ def chromium_path() -> str:
     return path
 
 
-@pytest.fixture
-def target_site(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def serve_target(folder: Path) -> Iterator[str]:
     """A page on loopback for the short link to lead to."""
-    (tmp_path / "landing.html").write_text("<title>Landed</title><h1>You followed the short link</h1>")
-    server = ThreadingHTTPServer(("127.0.0.1", free_port()), partial(SimpleHTTPRequestHandler, directory=tmp_path))
+    (folder / "landing.html").write_text("<title>Landed</title><h1>You followed the short link</h1>")
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), partial(SimpleHTTPRequestHandler, directory=folder))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture
+def target_site(tmp_path: Path) -> Iterator[str]:
+    with serve_target(tmp_path) as url:
+        yield url
 
 
 def shorten_and_follow(page_url: str, target: str, executable: str) -> dict[str, str]:
