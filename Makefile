@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 PIN := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile
 
 .DEFAULT_GOAL := help
-.PHONY: help test test-app run images structure-test lint bench compare requirements clean
+.PHONY: help test test-app run images structure-test lint bench compare workshop requirements clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ bench: $(STAMP) ## Redirects/s of the app against the framework ceiling (needs w
 
 compare: $(STAMP) ## Size, layers, build and start times of both images, written to docs/image-comparison.md
 	$(BIN)/python bench/compare_images.py
+
+workshop: $(STAMP) ## Build every workshop step and write its size and build times into docs/workshop/README.md
+	$(BIN)/python docs/workshop/measure.py
 
 requirements: ## Re-pin requirements*.txt from requirements*.in (hashes for every platform)
 	$(PIN) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -102,7 +103,7 @@ def measure(flavour: str) -> dict[str, object]:
         context = Path(tmp) / "context"
         shutil.copytree(ROOT, context, ignore=shutil.ignore_patterns(".venv", ".git", "node_modules", "*.db*"))
         with (context / "shortener_app" / "routes.py").open("a") as routes:
-            routes.write("\n# a code-only change\n")
+            routes.write(f"\n# a code-only change {uuid.uuid4()}\n")
         rebuild = build_seconds(flavour, f"{tag}-edited", context, cache=True)
     docker("image", "rm", f"{tag}-edited", check=False)
     size = int(docker("image", "inspect", "-f", "{{.Size}}", tag))

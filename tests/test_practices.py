@@ -93,3 +93,17 @@ def test_the_build_context_is_exactly_what_the_image_needs(tmp_path: Path, docke
     arrived = sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
     expected = sorted(name for name in tracked if name == "requirements.txt" or name.startswith("shortener_app/"))
     assert arrived == expected
+
+
+@pytest.mark.docker
+def test_the_articles_adduser_line_fails_on_a_trixie_minimal_base(docker_engine: None) -> None:
+    """Why the Dockerfiles use groupadd/useradd: the article's adduser line on today's Debian base."""
+    if reason := base_available("slim"):
+        pytest.skip(reason)
+    labels = docker("image", "inspect", "-f", "{{json .Config.Labels}}", "python:3.13-slim")
+    if "standin" not in labels:
+        pytest.skip("the official python:3.13-slim still installs adduser; this shows the trixie minbase")
+    article = 'adduser -u 5678 --disabled-password --gecos "" appuser'
+    result = subprocess.run(["docker", "run", "--rm", "python:3.13-slim", "sh", "-c", article],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 127 and "adduser: not found" in result.stderr
