@@ -22,7 +22,7 @@ NO_CACHE = {"Cache-Control": "no-store, max-age=0"}
 router = APIRouter()
 
 
-def _info(runtime: RuntimeDep, row: ShortURL, secret: str) -> URLInfo:
+def _info(runtime: Runtime, row: ShortURL, secret: str) -> URLInfo:
     base = str(runtime.settings.base_url).rstrip("/")
     return URLInfo(
         key=row.key,
@@ -35,8 +35,12 @@ def _info(runtime: RuntimeDep, row: ShortURL, secret: str) -> URLInfo:
     )
 
 
-def _not_found(what: str) -> HTTPException:
-    return HTTPException(status.HTTP_404_NOT_FOUND, f"no active link with this {what}")
+def _not_found(detail: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, detail)
+
+
+UNKNOWN_ADMIN_LINK = "no link with this admin secret"
+UNKNOWN_KEY = "no active link with this key"
 
 
 @router.get("/", include_in_schema=False)
@@ -90,15 +94,10 @@ def create_url(request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep, 
 async def link_info(secret: str, runtime: RuntimeDep) -> URLInfo:
     # Write buffered clicks first, so the count shown is exact and already durable.
     await runtime.clicks.flush()
-    row = await run_in_threadpool(_by_secret, runtime, secret)
+    row = await run_in_threadpool(runtime.link_by_secret, secret)
     if row is None:
-        raise _not_found("admin secret")
+        raise _not_found(UNKNOWN_ADMIN_LINK)
     return _info(runtime, row, secret)
-
-
-def _by_secret(runtime: Runtime, secret: str) -> ShortURL | None:
-    with runtime.sessions() as session:
-        return crud.by_secret(session, secret)
 
 
 @router.delete(
@@ -110,7 +109,7 @@ def _by_secret(runtime: Runtime, secret: str) -> ShortURL | None:
 def deactivate(secret: str, runtime: RuntimeDep, session: SessionDep) -> URLInfo:
     row = crud.deactivate(session, secret)
     if row is None:
-        raise _not_found("admin secret")
+        raise _not_found(UNKNOWN_ADMIN_LINK)
     runtime.cache.discard(row.key)
     return _info(runtime, row, secret)
 
@@ -128,12 +127,12 @@ async def follow(key: str, request: Request) -> RedirectResponse:
     # The hot path: the runtime is read directly, without a dependency to resolve.
     runtime = get_runtime(request)
     if not is_valid_key(key):
-        raise _not_found("key")
+        raise _not_found(UNKNOWN_KEY)
     target = runtime.cache.get(key)
     if target is None:
         target = await run_in_threadpool(runtime.active_target, key)
         if target is None:
-            raise _not_found("key")
+            raise _not_found(UNKNOWN_KEY)
         runtime.cache.put(key, target)
     if request.method == "GET":
         runtime.clicks.add(key)

@@ -15,6 +15,7 @@ from .cache import TargetCache
 from .clicks import ClickBuffer
 from .config import Settings
 from .database import Base, make_engine, make_session_factory
+from .models import ShortURL
 
 
 @dataclass
@@ -43,9 +44,14 @@ class Runtime:
         with self.sessions() as session:
             crud.add_clicks(session, counts)
 
+    # Two reads the async routes run in a worker thread, each in a session of its own.
     def active_target(self, key: str) -> str | None:
         with self.sessions() as session:
             return crud.active_target(session, key)
+
+    def link_by_secret(self, secret: str) -> ShortURL | None:
+        with self.sessions() as session:
+            return crud.by_secret(session, secret)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["Runtime"]:

@@ -101,3 +101,19 @@ def tool(name: str) -> str:
     if found is None:
         pytest.fail(f"{name} is not installed: pip install -r requirements-dev.txt")
     return found
+
+
+def tracked_files() -> list[str]:
+    return subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+
+
+def working_copy(folder: Path, junk: dict[str, str], *, dockerignore: bool = True) -> Path:
+    """The repository's tracked files copied to `folder`, plus `junk` (path: text) a working copy gathers."""
+    for name in tracked_files():
+        if (ROOT / name).is_file() and (dockerignore or name != ".dockerignore"):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, folder / name)
+    for name, text in junk.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    return folder

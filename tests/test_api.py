@@ -139,7 +139,7 @@ def test_admin_info_shows_the_link(client: TestClient) -> None:
 def test_unknown_admin_secret_is_404(client: TestClient, method: str) -> None:
     response = getattr(client, method)("/admin/not-a-secret")
     assert response.status_code == 404
-    assert response.json() == {"detail": "no active link with this admin secret"}
+    assert response.json() == {"detail": "no link with this admin secret"}
 
 
 @pytest.mark.parametrize(

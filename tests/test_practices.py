@@ -5,14 +5,13 @@ without the practice it names proves nothing. The mutants are built from Dockerf
 image that can be built everywhere); both Dockerfiles share the contract config.
 """
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from .docker_support import IMAGES, base_available, build, docker
-from .support import ROOT, tool
+from .support import ROOT, tool, tracked_files, working_copy
 
 # practice -> (text in Dockerfile.slim, what replaces it, the check that must fail)
 MUTANTS = {
@@ -74,24 +73,18 @@ def _has_pip_cache(tag: str) -> bool:
 @pytest.mark.docker
 def test_the_build_context_is_exactly_what_the_image_needs(tmp_path: Path, docker_engine: None) -> None:
     """Send the repository, with the junk a working copy gathers, through a build that keeps the context."""
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    repo = tmp_path / "repo"
-    for name in tracked:
-        if (ROOT / name).is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, repo / name)
     junk = [".git/HEAD", ".env", ".env.local", "shortener.db", "shortener.db-wal", ".venv/bin/python",
             "venv/pyvenv.cfg", "shortener_app/__pycache__/main.cpython-313.pyc", ".pytest_cache/v/x",
             ".ruff_cache/x", ".mypy_cache/x", ".coverage", "htmlcov/index.html", "notes.txt",
             "shortener_app/.env", "shortener_app/local.db", "docs/x.md", "node_modules/x/index.js"]  # fmt: skip
-    for name in junk:
-        (repo / name).parent.mkdir(parents=True, exist_ok=True)
-        (repo / name).write_text("junk")
+    repo = working_copy(tmp_path / "repo", dict.fromkeys(junk, "junk"))
     out = tmp_path / "context"
     docker("buildx", "build", "-q", "-f", "-", "--output", f"type=local,dest={out}", str(repo),
            stdin="FROM scratch\nCOPY . /\n")  # fmt: skip
     arrived = sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
-    expected = sorted(name for name in tracked if name == "requirements.txt" or name.startswith("shortener_app/"))
+    expected = sorted(
+        name for name in tracked_files() if name == "requirements.txt" or name.startswith("shortener_app/")
+    )
     assert arrived == expected
 
 

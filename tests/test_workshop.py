@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .docker_support import build, docker, present_or_pulled, running, wait_for_health_status
-from .support import ROOT
+from .support import ROOT, working_copy
 
 pytestmark = pytest.mark.docker
 
@@ -24,16 +24,8 @@ JUNK = {".git/config": "[core]", ".venv/pyvenv.cfg": "home = /usr/bin", ".env": 
 
 
 def workspace(folder: Path, *, dockerignore: bool) -> Path:
-    """A working copy: the tracked files, plus junk; with or without the repository's .dockerignore."""
-    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for name in tracked:
-        if (ROOT / name).is_file() and (dockerignore or name != ".dockerignore"):
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, folder / name)
-    for name, text in JUNK.items():
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_text(text)
-    return folder
+    """A working copy with junk; with or without the repository's .dockerignore."""
+    return working_copy(folder, JUNK, dockerignore=dockerignore)
 
 
 class Workshop:
