@@ -71,14 +71,31 @@ _built: dict[str, str] = {}
 @pytest.fixture(scope="session", params=["slim", "alpine"])
 def image(request: pytest.FixtureRequest, docker_engine: None) -> str:
     """Each image, built once per session from its Dockerfile, tagged shortener-test:<flavour>."""
-    from .docker_support import IMAGES, base_available, build, describe_base
+    from .docker_support import IMAGES, base_available, build
 
     flavour = request.param
     if flavour not in _built:
         reason = base_available(flavour)
         if reason:
             pytest.skip(reason)
-        print(f"\nbuilding {IMAGES[flavour]} on {describe_base(flavour)}")  # noqa: T201 - which base, for the log
         build(IMAGES[flavour], f"shortener-test:{flavour}")
         _built[flavour] = f"shortener-test:{flavour}"
     return _built[flavour]
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Which base images the image tests build on: the official ones, or offline stand-ins."""
+    import shutil
+    import subprocess
+
+    from .docker_support import BASES, describe_base
+
+    if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
+        return ["base images: no Docker engine answers"]
+    lines = []
+    for flavour, base in BASES.items():
+        present = subprocess.run(["docker", "image", "inspect", base], capture_output=True, check=False).returncode == 0
+        lines.append(
+            f"base image: {describe_base(flavour) if present else base + ': not here (pulled if a registry answers)'}"
+        )
+    return lines
