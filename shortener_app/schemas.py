@@ -1,11 +1,13 @@
 """The shapes of request and response bodies."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic_core import PydanticCustomError
 
 from .models import KEY_MAX_LENGTH, TARGET_MAX_LENGTH
-from .validation import check_custom_key, check_target_url
+from .validation import InvalidInput, check_custom_key, check_target_url
 
 
 class URLCreate(BaseModel):
@@ -19,16 +21,24 @@ class URLCreate(BaseModel):
         strict=True,
     )
 
-    # The rules raise ValueError, which FastAPI answers like any other validation error: 422.
+    # A broken rule is answered like any other validation error (422), with the rule's own words.
     @field_validator("target_url")
     @classmethod
     def _valid_target(cls, value: str) -> str:
-        return check_target_url(value)
+        return _checked(check_target_url, value)
 
     @field_validator("key")
     @classmethod
     def _valid_key(cls, value: str | None) -> str | None:
-        return None if value is None else check_custom_key(value)
+        return None if value is None else _checked(check_custom_key, value)
+
+
+def _checked(rule: Callable[[str], str], value: str) -> str:
+    try:
+        return rule(value)
+    except InvalidInput as error:
+        # Not a plain ValueError: Pydantic would prefix the message with "Value error, ".
+        raise PydanticCustomError("value_error", str(error)) from None
 
 
 class URLInfo(BaseModel):

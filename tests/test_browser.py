@@ -67,7 +67,7 @@ def shorten_and_follow(page_url: str, target: str, executable: str) -> dict[str,
             # A URL the service refuses: the page shows the server's reason.
             url_field.fill("ftp://files.example.com/")
             page.get_by_role("button", name="Shorten").click()
-            expect(page.locator("#error")).to_contain_text("only http and https")
+            expect(page.locator("#error")).to_have_text("only http and https URLs can be shortened")
             url_field.fill(target)
             page.get_by_role("button", name="Shorten").click()
             short = page.locator("#short-link")
