@@ -1,6 +1,7 @@
 """Every endpoint and every error path, in process, on a throwaway database per test."""
 
 import hashlib
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -254,3 +255,10 @@ def test_demo_page_and_api_docs_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/url", "/admin/{secret}", "/{key}", "/health"} <= set(schema["paths"])
+
+
+def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
+    settings = Settings(db_url=f"sqlite:///{tmp_path}/shortener.db", base_url=BASE_URL)
+    with TestClient(create_app(settings)) as client, client.app.state.runtime.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
