@@ -100,3 +100,24 @@ def test_the_articles_adduser_line_fails_on_a_trixie_minimal_base(docker_engine:
     result = subprocess.run(["docker", "run", "--rm", "python:3.13-slim", "sh", "-c", article],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 127 and "adduser: not found" in result.stderr
+
+
+# Practices the structure tests cannot see (an image's health check is not in their metadata
+# schema), removed one at a time: hadolint, with .hadolint.yaml, must then fail.
+LINT_MUTANTS = {
+    "HEALTHCHECK": ("HEALTHCHECK --interval=5s --timeout=3s --start-period=15s --retries=3 \\\n  CMD", "# ", "DL3057"),
+    "OCI labels": ('      org.opencontainers.image.source="https://github.com/example/shortener" \\\n', "", "DL3049"),
+    "numeric USER": ("USER 5678:5678", "USER root", "DL3002"),
+}
+
+
+@pytest.mark.parametrize("practice", LINT_MUTANTS)
+def test_hadolint_fails_without_the_practice(practice: str, tmp_path: Path) -> None:
+    original, replacement, rule = LINT_MUTANTS[practice]
+    dockerfile = (ROOT / IMAGES["slim"]).read_text()
+    assert original in dockerfile, f"Dockerfile.slim no longer contains {original!r}: update this mutant"
+    mutant = tmp_path / "Dockerfile"
+    mutant.write_text(dockerfile.replace(original, replacement, 1))
+    result = subprocess.run([tool("hadolint"), "--no-color", "--config", str(ROOT / ".hadolint.yaml"), str(mutant)],
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode != 0 and rule in result.stdout, result.stdout
