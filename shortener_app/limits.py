@@ -1,4 +1,8 @@
-"""A cap on request body size, enforced before the body is read into memory."""
+"""A cap on request body size, enforced before the body is read into memory.
+
+FastAPI's own `max_body_size` (Starlette's RequestBodyLimitMiddleware) answers a too-large declared
+Content-Length with a plain-text 413; this one answers JSON like every other error.
+"""
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
