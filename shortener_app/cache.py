@@ -7,6 +7,7 @@ from collections import OrderedDict
 class TargetCache:
     """Least-recently-used, with a time to live.
 
+    Used only from the event loop (never from a worker thread), so it needs no lock.
     Deactivating a link removes it here at once; another replica of the service
     notices within `ttl` seconds, which bounds how long a deactivated link still works there.
     """

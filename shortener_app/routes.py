@@ -106,10 +106,11 @@ async def link_info(secret: str, runtime: RuntimeDep) -> URLInfo:
     responses={404: {"model": Problem}},
     summary="Deactivate a link; its key is never handed out again",
 )
-def deactivate(secret: str, runtime: RuntimeDep, session: SessionDep) -> URLInfo:
-    row = crud.deactivate(session, secret)
+async def deactivate(secret: str, runtime: RuntimeDep) -> URLInfo:
+    row = await run_in_threadpool(runtime.deactivate, secret)
     if row is None:
         raise _not_found(UNKNOWN_ADMIN_LINK)
+    # Back on the event loop, the only place the cache is touched: no lock needed.
     runtime.cache.discard(row.key)
     return _info(runtime, row, secret)
 

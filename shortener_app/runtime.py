@@ -44,7 +44,7 @@ class Runtime:
         with self.sessions() as session:
             crud.add_clicks(session, counts)
 
-    # Two reads the async routes run in a worker thread, each in a session of its own.
+    # What the async routes run in a worker thread, each in a session of its own.
     def active_target(self, key: str) -> str | None:
         with self.sessions() as session:
             return crud.active_target(session, key)
@@ -52,6 +52,10 @@ class Runtime:
     def link_by_secret(self, secret: str) -> ShortURL | None:
         with self.sessions() as session:
             return crud.by_secret(session, secret)
+
+    def deactivate(self, secret: str) -> ShortURL | None:
+        with self.sessions() as session:
+            return crud.deactivate(session, secret)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["Runtime"]:
