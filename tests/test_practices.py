@@ -21,6 +21,7 @@ MUTANTS = {
     "root-owned code": ("COPY shortener_app", "COPY --chown=5678:5678 shortener_app", "cannot change the code"),
     "writable /data": ("install -d -o 5678 -g 5678 -m 0750 /data", "true", "/data exists and belongs to 5678"),
     "pip --no-cache-dir": ("install --no-cache-dir --no-compile", "install --no-compile", "no pip cache"),
+    "venv without pip": ("python -m venv --without-pip", "python -m venv", "no pip inside"),
     "EXPOSE": ("EXPOSE 8000\n", "", "Metadata Test"),
     "LABEL": ('org.opencontainers.image.licenses="MIT" \\\n      ', "", "Metadata Test"),
     "VOLUME": ('VOLUME ["/data"]\n', "", "Metadata Test"),
