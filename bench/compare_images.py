@@ -10,12 +10,10 @@ page. Numbers compare the two images in one run on one machine; they are never a
 import argparse
 import json
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from tests.docker_support import (  # noqa: E402 - the tests' docker helpers, re
     docker,
     wait_for_health_status,
 )
-from tests.support import free_port, tool  # noqa: E402
+from tests.support import free_port, tool, with_code_change, working_copy  # noqa: E402
 
 MB = 1_000_000
 
@@ -100,10 +98,7 @@ def measure(flavour: str) -> dict[str, object]:
     base = BASES[flavour]
     cold = build_seconds(flavour, tag, ROOT, cache=False)
     with tempfile.TemporaryDirectory() as tmp:
-        context = Path(tmp) / "context"
-        shutil.copytree(ROOT, context, ignore=shutil.ignore_patterns(".venv", ".git", "node_modules", "*.db*"))
-        with (context / "shortener_app" / "routes.py").open("a") as routes:
-            routes.write(f"\n# a code-only change {uuid.uuid4()}\n")
+        context = with_code_change(working_copy(Path(tmp) / "repo", {}), Path(tmp) / "context")
         rebuild = build_seconds(flavour, f"{tag}-edited", context, cache=True)
     docker("image", "rm", f"{tag}-edited", check=False)
     size = int(docker("image", "inspect", "-f", "{{.Size}}", tag))
@@ -168,7 +163,7 @@ def main() -> None:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(page) + "\n")
     print("\n".join(table))
-    print(f"\nwritten to {args.output.relative_to(ROOT)}")
+    print(f"\nwritten to {args.output}")
 
 
 if __name__ == "__main__":

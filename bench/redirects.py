@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,10 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.support import free_port  # noqa: E402 - the tests' helper, reused
+
 SERVER_FLAGS = "--loop uvloop --http httptools --no-access-log --log-level warning --workers 1"
 
 
@@ -35,12 +38,6 @@ class Load:
     rps: float
     p50_ms: float
     p99_ms: float
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def start(app: str, flags: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:

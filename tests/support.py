@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -117,3 +118,11 @@ def working_copy(folder: Path, junk: dict[str, str], *, dockerignore: bool = Tru
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
     return folder
+
+
+def with_code_change(source: Path, folder: Path) -> Path:
+    """A copy of the build context `source` with one app file changed, uniquely, so no cache matches it."""
+    edited = Path(shutil.copytree(source, folder))
+    with (edited / "shortener_app" / "routes.py").open("a") as routes:
+        routes.write(f"\n# a code-only change {uuid.uuid4()}\n")
+    return edited

@@ -5,16 +5,14 @@ The steps are built from a copy of the repository with the junk a working copy g
 """
 
 import re
-import shutil
 import subprocess
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from .docker_support import build, docker, present_or_pulled, running, wait_for_health_status
-from .support import ROOT, working_copy
+from .support import ROOT, with_code_change, working_copy
 
 pytestmark = pytest.mark.docker
 
@@ -86,9 +84,7 @@ def test_step_3_dockerignore_keeps_the_working_copy_out(workshop: Workshop) -> N
 def _dependency_layer_survives_a_code_change(workshop: Workshop, step: str, tmp_path: Path) -> bool:
     """Whether BuildKit reuses the `pip install` step after one app file changes."""
     workshop.image(step)
-    edited = shutil.copytree(workshop.ignored, tmp_path / "edited")
-    with (edited / "shortener_app" / "routes.py").open("a") as routes:
-        routes.write(f"\n# a code-only change {uuid.uuid4()}\n")
+    edited = with_code_change(workshop.ignored, tmp_path / "edited")
     tag = f"shortener-workshop:{step}-edited"
     result = subprocess.run(
         ["docker", "buildx", "build", "--load", "--progress=plain", "-t", tag, "-f", "-", str(edited)],

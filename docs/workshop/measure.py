@@ -8,11 +8,9 @@ Steps whose base image cannot be had (python:3.13 offline) are listed as not mea
 """
 
 import re
-import shutil
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -20,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from tests.docker_support import docker, present_or_pulled  # noqa: E402
+from tests.support import with_code_change  # noqa: E402
 from tests.test_workshop import STEPS, workspace  # noqa: E402
 
 PAGE = Path(__file__).with_name("README.md")
@@ -47,9 +46,7 @@ def main() -> None:
             context = naive if step < "3" else ignored
             tag = f"shortener-workshop:{step}"
             cold = build_seconds(step, context, tag, cache=False)
-            edited = shutil.copytree(context, root / f"edited-{step}")
-            with (edited / "shortener_app" / "routes.py").open("a") as routes:
-                routes.write(f"\n# a code-only change {uuid.uuid4()}\n")
+            edited = with_code_change(context, root / f"edited-{step}")
             rebuild = build_seconds(step, edited, f"{tag}-edited", cache=True)
             size = int(docker("image", "inspect", "-f", "{{.Size}}", tag)) / 1e6
             docker("image", "rm", "-f", f"{tag}-edited", check=False)
