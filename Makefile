@@ -16,7 +16,7 @@ PIN := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt requirements.txt package-lock.json
+$(STAMP): requirements-dev.txt requirements.txt requirements-postgres.txt package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	npm ci --no-audit --no-fund --loglevel=error
@@ -59,6 +59,8 @@ workshop: $(STAMP) ## Build every workshop step and write its size and build tim
 requirements: ## Re-pin requirements*.txt from requirements*.in (hashes for every platform)
 	$(PIN) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
 	  --no-emit-index-url -o requirements.txt requirements.in
+	$(PIN) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+	  --no-emit-index-url -o requirements-postgres.txt requirements-postgres.in
 	$(PIN) -q --allow-unsafe --strip-extras --no-emit-find-links --no-emit-index-url \
 	  -o requirements-dev.txt requirements-dev.in
 

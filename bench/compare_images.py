@@ -28,10 +28,12 @@ from tests.docker_support import (  # noqa: E402 - the tests' docker helpers, re
     IMAGES,
     STANDIN_LABEL,
     base_available,
+    build,
     docker,
     wait_for_health_status,
 )
 from tests.support import free_port, tool, with_code_change, working_copy  # noqa: E402
+from tests.test_practices import MUTANTS  # noqa: E402 - the same edits the structure tests must catch
 
 MB = 1_000_000
 
@@ -51,29 +53,45 @@ def layer_count(image: str) -> int:
     return int(docker("image", "inspect", "-f", "{{len .RootFS.Layers}}", image))
 
 
-def wasted_bytes_in_our_layers(image: str, base_layers: int) -> tuple[int, list[str]]:
-    """Bytes our layers hold again of files an earlier layer already had (dive's definition of waste)."""
+# What useradd/adduser must write to add one account: every image that makes a user holds these
+# (and their backups) again in its own layer, so they are reported apart from any other waste.
+ACCOUNT_FILES = {"etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "etc/.pwd.lock"}
+
+
+def wasted_bytes_in_our_layers(image: str, base_layers: int) -> dict[bool, list[tuple[str, int]]]:
+    """Files our layers hold again that an earlier layer already had (dive's definition of waste),
+    split into the account files (True) and everything else (False)."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "dive.json"
         subprocess.run([tool("dive"), image, "--json", str(report)], capture_output=True, check=True, timeout=300)
         layers = json.loads(report.read_text())["layer"]
     seen: set[str] = set()
-    wasted, files = 0, []
+    wasted: dict[bool, list[tuple[str, int]]] = {True: [], False: []}
     for layer in layers:
         for entry in layer["fileList"]:
             if entry["isDir"]:
                 continue
             if layer["index"] >= base_layers and entry["path"] in seen:
-                wasted += entry["size"]
-                files.append(entry["path"])
+                wasted[entry["path"].rstrip("-") in ACCOUNT_FILES].append((entry["path"], entry["size"]))
             seen.add(entry["path"])
-    return wasted, files
+    return wasted
+
+
+def describe_waste(files: list[tuple[str, int]]) -> str:
+    names = ", ".join(sorted({path for path, _ in files})) or "none"
+    return f"{sum(size for _, size in files):,} B ({names})"
+
+
+def docker_time(stamp: str) -> float:
+    """Seconds since the epoch of one of Docker's RFC 3339 timestamps (nanoseconds cut to micro)."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6]}+00:00").timestamp()
 
 
 def start_and_stop(image: str) -> dict[str, float]:
     port = free_port()
     name = f"shortener-compare-{port}"
-    start = time.monotonic()
+    start = time.time()
     docker("run", "-d", "--name", name, *HARDENED, "-p", f"127.0.0.1:{port}:8000", image)
     try:
         while True:
@@ -82,8 +100,11 @@ def start_and_stop(image: str) -> dict[str, float]:
                     break
             except httpx.HTTPError:
                 time.sleep(0.02)
-        answering = time.monotonic() - start
-        healthy = answering + wait_for_health_status(name)
+        answering = time.time() - start
+        wait_for_health_status(name)
+        # When Docker's first passing probe ended, from its own health log.
+        log = json.loads(docker("inspect", "-f", "{{json .State.Health.Log}}", name))
+        healthy = min(docker_time(probe["End"]) for probe in log if probe["ExitCode"] == 0) - start
         time.sleep(3)
         memory = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", name).split("/")[0].strip()
         stop = timed("stop", name)
@@ -91,6 +112,29 @@ def start_and_stop(image: str) -> dict[str, float]:
     finally:
         docker("rm", "-f", name, check=False)
     return {"answering": answering, "healthy": healthy, "memory": memory, "stop": stop, "exit": exit_code}
+
+
+# Variants of the same Dockerfile, measured for their size only: what a choice costs or saves.
+VARIANTS = {
+    "our layers, --build-arg WITH_POSTGRES=1": {"args": {"WITH_POSTGRES": "1"}},
+    "our layers, built in one stage (binutils kept)": {"edits": MUTANTS["multi-stage build"][0]},
+    "our layers, debug symbols kept": {"edits": MUTANTS["debug symbols stripped"][0]},
+    "our layers, nothing byte-compiled at build": {"edits": MUTANTS["bytecode compiled at build"][0]},
+}
+
+
+def our_layers_of_variant(
+    flavour: str, tag: str, base_size: int, *, args: dict[str, str] | None = None, edits: dict[str, str] | None = None
+) -> str:
+    text = (ROOT / IMAGES[flavour]).read_text()
+    for original, replacement in (edits or {}).items():
+        text = text.replace(original, replacement, 1)
+    build(None, f"{tag}-variant", text=text, args=args)
+    try:
+        size = int(docker("image", "inspect", "-f", "{{.Size}}", f"{tag}-variant"))
+    finally:
+        docker("image", "rm", f"{tag}-variant", check=False)
+    return f"{(size - base_size) / MB:.1f} MB"
 
 
 def measure(flavour: str) -> dict[str, object]:
@@ -104,16 +148,19 @@ def measure(flavour: str) -> dict[str, object]:
     size = int(docker("image", "inspect", "-f", "{{.Size}}", tag))
     base_size = int(docker("image", "inspect", "-f", "{{.Size}}", base))
     base_layers = layer_count(base)
-    wasted, wasted_files = wasted_bytes_in_our_layers(tag, base_layers)
+    wasted = wasted_bytes_in_our_layers(tag, base_layers)
     labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", base)) or {}
     runtime = start_and_stop(tag)
+    variants = {name: our_layers_of_variant(flavour, tag, base_size, **variant) for name, variant in VARIANTS.items()}
     return {
         "image": f"{IMAGES[flavour]} on {base}" + (" (stand-in)" if STANDIN_LABEL in labels else ""),
         "total size": f"{size / MB:.1f} MB",
         "base size": f"{base_size / MB:.1f} MB",
         "our layers": f"{(size - base_size) / MB:.1f} MB",
         "layers (ours)": f"{layer_count(tag)} ({layer_count(tag) - base_layers})",
-        "wasted in our layers": f"{wasted:,} B ({', '.join(sorted(set(wasted_files))) or 'none'})",
+        "wasted in our layers: account files": describe_waste(wasted[True]),
+        "wasted in our layers: anything else": describe_waste(wasted[False]),
+        **variants,
         "cold build": f"{cold:.1f} s",
         "rebuild after a code change": f"{rebuild:.1f} s ({rebuild / cold:.0%} of cold)",
         "start to answering /health": f"{runtime['answering']:.2f} s",
@@ -152,11 +199,13 @@ def main() -> None:
         *table,
         "",
         "How each number is taken: sizes from `docker image inspect` (uncompressed); our layers = total minus "
-        "the base; waste = bytes our layers hold again of files an earlier layer already had (from `dive`); "
-        "cold build with `--no-cache` (it downloads the wheels again); rebuild after appending one comment "
-        "line to `shortener_app/routes.py`; start = `docker run -d` of the hardened container until `/health` "
-        "answers 200 on 127.0.0.1, and until Docker's own HEALTHCHECK reports healthy (its first probe comes "
-        "one `--interval`, 5 s, after start); idle memory from `docker stats` 3 s after start.",
+        "the base; waste = bytes our layers hold again of files an earlier layer already had (from `dive`), "
+        "the account files that adding a user rewrites apart from anything else; variants = the same "
+        "Dockerfile with one choice undone (the edits tests/test_practices.py makes), size only; cold build "
+        "with `--no-cache` (it downloads the wheels again); rebuild after appending one comment line to "
+        "`shortener_app/routes.py`; start = `docker run -d` of the hardened container until `/health` answers "
+        "200 on 127.0.0.1, and until the end of Docker's first passing HEALTHCHECK probe (from its health "
+        "log); idle memory from `docker stats` 3 s after start.",
         "",
         *notes,
     ]

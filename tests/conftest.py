@@ -12,13 +12,9 @@ from sqlalchemy.engine import make_url
 from shortener_app.config import Settings
 from shortener_app.main import create_app
 
-from .support import unavailable
+from .support import POSTGRES_HINT, unavailable
 
 BASE_URL = "http://short.test"
-POSTGRES_HINT = (
-    "no PostgreSQL server: set TEST_POSTGRES_URL=postgresql+psycopg://user@127.0.0.1:port/db "
-    "(`make test` starts one with scripts/with-test-postgres when Debian's postgresql is installed)"
-)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

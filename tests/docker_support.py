@@ -63,16 +63,24 @@ def describe_base(flavour: str) -> str:
     return f"{BASES[flavour]}: {kind}"
 
 
-def build(dockerfile: str | None, tag: str, *, text: str | None = None, context: Path = ROOT) -> str:
+def build(
+    dockerfile: str | None,
+    tag: str,
+    *,
+    text: str | None = None,
+    context: Path = ROOT,
+    args: dict[str, str] | None = None,
+) -> str:
     """Build with buildx into the local engine; `text` replaces the Dockerfile's contents."""
     revision = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.strip()
-    args = ["buildx", "build", "--load", "-q", "-t", tag,
-            "--build-arg", "VERSION=test", "--build-arg", f"REVISION={revision or 'unknown'}",
-            "--build-arg", f"CREATED={datetime.now(UTC).isoformat(timespec='seconds')}",
-            "-f", "-" if text is not None else str(ROOT / dockerfile), str(context)]  # fmt: skip
-    return docker(*args, stdin=text).strip()
+    build_args = {"VERSION": "test", "REVISION": revision or "unknown",
+                  "CREATED": datetime.now(UTC).isoformat(timespec="seconds"), **(args or {})}  # fmt: skip
+    command = ["buildx", "build", "--load", "-q", "-t", tag,
+               *(f"--build-arg={name}={value}" for name, value in build_args.items()),
+               "-f", "-" if text is not None else str(ROOT / dockerfile), str(context)]  # fmt: skip
+    return docker(*command, stdin=text).strip()
 
 
 @dataclass

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NoReturn
 
 import httpx
 import pytest
@@ -22,7 +23,13 @@ def required(flag: str) -> bool:
     return os.environ.get(flag, "") not in ("", "0")
 
 
-def unavailable(reason: str, flag: str) -> None:
+POSTGRES_HINT = (
+    "no PostgreSQL server: set TEST_POSTGRES_URL=postgresql+psycopg://user@127.0.0.1:port/db "
+    "(`make test` starts one with scripts/with-test-postgres when Debian's postgresql is installed)"
+)
+
+
+def unavailable(reason: str, flag: str) -> NoReturn:
     """Skip with `reason`, or fail when `flag` (e.g. REQUIRE_DOCKER=1) says this must run here."""
     if required(flag):
         pytest.fail(f"{reason} (and {flag}=1 says it must run)")

@@ -58,6 +58,7 @@ def test_postgres_env_example_switches_the_app_to_postgres(tmp_path: Path) -> No
     rendered = compose("--env-file", str(env_file), "config")
     assert "DB_URL: postgresql+psycopg://shortener:pw1@postgres:5432/shortener" in rendered
     assert "image: postgres:17-alpine" in rendered, "the postgres profile was not switched on"
+    assert 'WITH_POSTGRES: "1"' in rendered, "the app image would be built without PostgreSQL's driver"
     assert "pw1" not in (ROOT / "compose.yaml").read_text()
 
 
@@ -71,6 +72,7 @@ def stack(docker_engine: None) -> Iterator[tuple[str, str, dict[str, str]]]:
     port = free_port()
     env = {**__import__("os").environ, "PORT": str(port)}
     env.pop("COMPOSE_PROFILES", None)
+    env.pop("WITH_POSTGRES", None)
     try:
         yield project, f"http://127.0.0.1:{port}", env
     finally:
@@ -117,9 +119,10 @@ def test_the_demo_page_works_through_the_compose_stack(stack: tuple[str, str, di
 def test_the_postgres_profile_runs_where_its_image_is_available(stack: tuple[str, str, dict[str, str]]) -> None:
     if not present_or_pulled("postgres:17-alpine"):
         pytest.skip("postgres:17-alpine is not local and no registry answers (the app's PostgreSQL path is "
-                    "tested against Debian's PostgreSQL in test_api.py)")  # fmt: skip
+                    "tested against Debian's PostgreSQL in test_api.py, and the image's driver in "
+                    "test_images.py)")  # fmt: skip
     project, url, env = stack
-    env = {**env, "COMPOSE_PROFILES": "postgres", "POSTGRES_PASSWORD": "test-only",
+    env = {**env, "COMPOSE_PROFILES": "postgres", "POSTGRES_PASSWORD": "test-only", "WITH_POSTGRES": "1",
            "SHORTENER_DB_URL": "postgresql+psycopg://shortener:test-only@postgres:5432/shortener"}  # fmt: skip
     compose("up", "-d", "--build", "--wait", env=env, project=project)
     with httpx.Client(base_url=url) as client:

@@ -1,5 +1,6 @@
 """The built images, run as a user would run them: hardened, published on 127.0.0.1 only."""
 
+import os
 import subprocess
 import time
 import uuid
@@ -7,8 +8,8 @@ import uuid
 import httpx
 import pytest
 
-from .docker_support import docker, running, wait_for_health_status
-from .support import ROOT, tool
+from .docker_support import IMAGES, build, docker, running, wait_for_health_status
+from .support import POSTGRES_HINT, ROOT, tool, unavailable
 
 pytestmark = pytest.mark.docker
 
@@ -105,3 +106,22 @@ def test_docker_stop_is_quick_and_clean(image: str) -> None:
         state = container.state()
     assert state["ExitCode"] == 0, f"exit code {state['ExitCode']}: SIGTERM was not handled by PID 1"
     assert took < 2, f"docker stop took {took:.1f} s: SIGTERM did not reach uvicorn, so Docker waited to SIGKILL"
+
+
+def test_an_image_built_with_postgres_reaches_a_real_postgresql(image: str) -> None:
+    """The opt-in driver: --build-arg WITH_POSTGRES=1 adds psycopg, and the app's engine uses it."""
+    server = os.environ.get("TEST_POSTGRES_URL") or unavailable(POSTGRES_HINT, "REQUIRE_POSTGRES")
+    flavour = image.rsplit(":", 1)[1]
+    tag = f"shortener-test:{flavour}-postgres"
+    build(IMAGES[flavour], tag, args={"WITH_POSTGRES": "1"})
+    probe = (
+        "import sys, psycopg; from shortener_app.database import make_engine\n"
+        "with make_engine(sys.argv[1]).connect() as connection:\n"
+        "    print(psycopg.pq.__impl__, connection.exec_driver_sql('select 6 * 7').scalar())"
+    )
+    try:
+        # Host networking, so the container reaches the test server on 127.0.0.1; it listens on nothing.
+        answer = docker("run", "--rm", "--network", "host", "--entrypoint", "python", tag, "-c", probe, server)
+    finally:
+        docker("image", "rm", "-f", tag, check=False)
+    assert answer.split() == ["binary", "42"]
