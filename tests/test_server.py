@@ -3,11 +3,15 @@
 import asyncio
 import signal
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import httpx
 
-from .support import uvicorn_server
+from shortener_app import healthcheck
+
+from .support import free_port, uvicorn_server
 
 CONCURRENT_REDIRECTS = 300
 
@@ -77,3 +81,30 @@ def test_importing_the_app_touches_no_database(tmp_path: Path) -> None:
         check=True,
     )
     assert not db.exists(), "importing the app created the database"
+
+
+def test_the_health_probe_waits_for_a_starting_server_then_succeeds(tmp_path: Path) -> None:
+    port = free_port()
+    with ThreadPoolExecutor(1) as pool:
+        # As Docker does while the container starts: the probe runs before anything listens.
+        answer = pool.submit(healthcheck.probe, "127.0.0.1", port, 30.0)
+        with uvicorn_server(env_for(f"sqlite:///{tmp_path / 'db.sqlite'}"), tmp_path / "server.log", port=port):
+            assert answer.result(timeout=30) is True
+
+
+def test_the_health_probe_fails_on_any_answer_but_200() -> None:
+    class Unhealthy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(503)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with HTTPServer(("127.0.0.1", 0), Unhealthy) as server, ThreadPoolExecutor(1) as pool:
+        pool.submit(server.handle_request)
+        assert healthcheck.probe("127.0.0.1", server.server_port, wait=30.0) is False
+
+
+def test_the_health_probe_gives_up_when_nothing_listens() -> None:
+    assert healthcheck.probe("127.0.0.1", free_port(), wait=0.2) is False
