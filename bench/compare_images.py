@@ -110,7 +110,7 @@ def start_and_stop(image: str) -> dict[str, float]:
         stop = timed("stop", name)
         exit_code = int(docker("inspect", "-f", "{{.State.ExitCode}}", name))
     finally:
-        docker("rm", "-f", name, check=False)
+        docker("rm", "-f", "-v", name, check=False)
     return {"answering": answering, "healthy": healthy, "memory": memory, "stop": stop, "exit": exit_code}
 
 

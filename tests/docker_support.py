@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .support import ROOT, free_port, unavailable, wait_until_healthy
+from .support import ROOT, free_port, tool, unavailable, wait_until_healthy
 
 IMAGES = {"slim": "Dockerfile.slim", "alpine": "Dockerfile.alpine"}
 BASES = {"slim": "python:3.13-slim", "alpine": "python:3.13-alpine"}
@@ -120,3 +120,23 @@ def wait_for_health_status(name: str, seconds: float = 40) -> float:
             return time.monotonic() - start
         time.sleep(0.25)
     raise AssertionError(f"{name} was not reported healthy within {seconds} s")
+
+
+def structure_test(image: str, flavour: str) -> subprocess.CompletedProcess[str]:
+    """The shared contract and the flavour's own container-structure-test config, run on `image`.
+
+    Each container it starts gets an anonymous volume for VOLUME /data, which it never removes;
+    the dangling volumes that appeared during the run are removed afterwards.
+    """
+    configs = ["tests/structure/contract.yaml", f"tests/structure/{flavour}.yaml"]
+    before = set(docker("volume", "ls", "-q").split())
+    try:
+        return subprocess.run(
+            [tool("container-structure-test"), "test", "--no-color", "--image", image,
+             *(arg for config in configs for arg in ("--config", config))],
+            cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,
+        )  # fmt: skip
+    finally:
+        left = set(docker("volume", "ls", "-q", "--filter", "dangling=true").split()) - before
+        if left:
+            docker("volume", "rm", *sorted(left), check=False)

@@ -1,26 +1,16 @@
 """The built images, run as a user would run them: hardened, published on 127.0.0.1 only."""
 
 import os
-import subprocess
 import time
 import uuid
 
 import httpx
 import pytest
 
-from .docker_support import IMAGES, build, docker, running, wait_for_health_status
-from .support import POSTGRES_HINT, ROOT, tool, unavailable
+from .docker_support import IMAGES, build, docker, running, structure_test, wait_for_health_status
+from .support import POSTGRES_HINT, unavailable
 
 pytestmark = pytest.mark.docker
-
-
-def structure_test(image: str, flavour: str) -> subprocess.CompletedProcess[str]:
-    configs = ["tests/structure/contract.yaml", f"tests/structure/{flavour}.yaml"]
-    args = [arg for config in configs for arg in ("--config", config)]
-    return subprocess.run(
-        [tool("container-structure-test"), "test", "--no-color", "--image", image, *args],
-        cwd=ROOT, capture_output=True, text=True, check=False,
-    )  # fmt: skip
 
 
 def test_structure_tests_pass(image: str) -> None:

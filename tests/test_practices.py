@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .docker_support import IMAGES, base_available, build, docker
+from .docker_support import IMAGES, base_available, build, docker, structure_test
 from .support import ROOT, tool, tracked_files, working_copy
 
 # practice -> ({text in Dockerfile.slim: what replaces it}, the check that must fail)
@@ -60,11 +60,7 @@ def test_structure_tests_fail_without_the_practice(practice: str, docker_engine:
                 "pip wrote no cache even without --no-cache-dir: this network's package index sends no "
                 "caching headers, so pip's HTTP cache stores nothing (PyPI itself does send them)"
             )
-        configs = ["--config", "tests/structure/contract.yaml", "--config", "tests/structure/slim.yaml"]
-        result = subprocess.run(
-            [tool("container-structure-test"), "test", "--no-color", "--image", tag, *configs],
-            cwd=ROOT, capture_output=True, text=True, check=False,
-        )  # fmt: skip
+        result = structure_test(tag, "slim")
     finally:
         docker("image", "rm", "-f", tag, check=False)
     assert result.returncode != 0, f"the structure tests passed on an image without {practice}"
