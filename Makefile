@@ -7,8 +7,14 @@ STAMP := $(VENV)/.installed-dev
 export CHROMIUM_PATH ?= /usr/bin/chromium
 IMAGE ?= shortener
 PYTEST_ARGS ?=
+# The production locks are resolved on the images' Python (markers differ between versions);
+# point LOCK_PYTHON at a python3.13 if that name is not on PATH.
+LOCK_PYTHON ?= python3.13
+LOCK_VENV := .venv-lock
 # pip-compile reads hashes from the index itself, not from local wheel folders a machine may configure.
-PIN := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null $(BIN)/pip-compile
+PIN_ENV := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null
+PIN := $(PIN_ENV) $(BIN)/pip-compile
+PIN_LOCK := $(PIN_ENV) $(LOCK_VENV)/bin/pip-compile
 
 .DEFAULT_GOAL := help
 .PHONY: help test test-app run images structure-test lint bench compare workshop requirements clean
@@ -56,15 +62,17 @@ compare: $(STAMP) ## Size, layers, build and start times of both images, written
 workshop: $(STAMP) ## Build every workshop step and write its size and build times into docs/workshop/README.md
 	$(BIN)/python docs/workshop/measure.py
 
-requirements: ## Re-pin requirements*.txt from requirements*.in (hashes for every platform)
-	$(PIN) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+requirements: $(STAMP) ## Re-pin requirements*.txt from requirements*.in (hashes for every platform)
+	test -x $(LOCK_VENV)/bin/pip-compile || { $(LOCK_PYTHON) -m venv $(LOCK_VENV) \
+	  && $(LOCK_VENV)/bin/python -m pip install -q pip-tools; }
+	$(PIN_LOCK) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
 	  --no-emit-index-url -o requirements.txt requirements.in
-	$(PIN) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
+	$(PIN_LOCK) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
 	  --no-emit-index-url -o requirements-postgres.txt requirements-postgres.in
 	$(PIN) -q --allow-unsafe --strip-extras --no-emit-find-links --no-emit-index-url \
 	  -o requirements-dev.txt requirements-dev.in
 
 clean: ## Remove the venv, caches, local databases and the images built here
-	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov node_modules *.db *.db-shm *.db-wal
+	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .ruff_cache .coverage htmlcov node_modules *.db *.db-shm *.db-wal
 	find . -name __pycache__ -prune -exec rm -rf {} +
 	-docker image rm -f $(IMAGE):slim $(IMAGE):alpine shortener-test:slim shortener-test:alpine 2>/dev/null

@@ -10,12 +10,14 @@ page. Numbers compare the two images in one run on one machine; they are never a
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -88,7 +90,14 @@ def docker_time(stamp: str) -> float:
     return datetime.fromisoformat(f"{whole}.{(fraction or '0')[:6]}+00:00").timestamp()
 
 
-def start_and_stop(image: str) -> dict[str, float]:
+STARTS = 5  # start times vary by a few hundred ms from run to run here: report the median and range
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s (median of {len(values)}; {min(values):.2f}-{max(values):.2f})"
+
+
+def start_and_stop(image: str) -> dict[str, Any]:
     port = free_port()
     name = f"shortener-compare-{port}"
     start = time.time()
@@ -150,7 +159,7 @@ def measure(flavour: str) -> dict[str, object]:
     base_layers = layer_count(base)
     wasted = wasted_bytes_in_our_layers(tag, base_layers)
     labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", base)) or {}
-    runtime = start_and_stop(tag)
+    runs = [start_and_stop(tag) for _ in range(STARTS)]
     variants = {name: our_layers_of_variant(flavour, tag, base_size, **variant) for name, variant in VARIANTS.items()}
     return {
         "image": f"{IMAGES[flavour]} on {base}" + (" (stand-in)" if STANDIN_LABEL in labels else ""),
@@ -163,10 +172,10 @@ def measure(flavour: str) -> dict[str, object]:
         **variants,
         "cold build": f"{cold:.1f} s",
         "rebuild after a code change": f"{rebuild:.1f} s ({rebuild / cold:.0%} of cold)",
-        "start to answering /health": f"{runtime['answering']:.2f} s",
-        "start to Docker 'healthy'": f"{runtime['healthy']:.2f} s",
-        "docker stop": f"{runtime['stop']:.2f} s (exit {runtime['exit']})",
-        "idle memory": str(runtime["memory"]),
+        "start to answering /health": spread([run["answering"] for run in runs]),
+        "start to Docker 'healthy'": spread([run["healthy"] for run in runs]),
+        "docker stop": f"{spread([run['stop'] for run in runs])}, exit codes {sorted({run['exit'] for run in runs})}",
+        "idle memory": str(runs[-1]["memory"]),
     }
 
 
@@ -205,7 +214,7 @@ def main() -> None:
         "with `--no-cache` (it downloads the wheels again); rebuild after appending one comment line to "
         "`shortener_app/routes.py`; start = `docker run -d` of the hardened container until `/health` answers "
         "200 on 127.0.0.1, and until the end of Docker's first passing HEALTHCHECK probe (from its health "
-        "log); idle memory from `docker stats` 3 s after start.",
+        "log), five fresh containers one after another; idle memory from `docker stats` 3 s after the last start.",
         "",
         *notes,
     ]
