@@ -16,6 +16,7 @@ from .support import ROOT, free_port, tool, unavailable, wait_until_healthy
 IMAGES = {"slim": "Dockerfile.slim", "alpine": "Dockerfile.alpine"}
 BASES = {"slim": "python:3.13-slim", "alpine": "python:3.13-alpine"}
 STANDIN_LABEL = "io.github.shortener.standin"
+MINIMUM_ENGINE = 25
 HARDENED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
 
 
@@ -34,6 +35,10 @@ def require_engine() -> None:
     probe = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"], capture_output=True, text=True)
     if probe.returncode != 0:
         unavailable(f"no Docker engine answers: {probe.stderr.strip()[:200]}", "REQUIRE_DOCKER")
+    version = probe.stdout.strip()
+    if int(version.split(".")[0]) < MINIMUM_ENGINE:
+        unavailable(f"Docker Engine {version} is older than {MINIMUM_ENGINE}, the first that knows "
+                    "HEALTHCHECK --start-interval (scripts/install-docker-tools)", "REQUIRE_DOCKER")  # fmt: skip
     if subprocess.run(["docker", "buildx", "version"], capture_output=True).returncode != 0:
         unavailable("docker buildx is not installed (scripts/install-docker-tools)", "REQUIRE_DOCKER")
 
