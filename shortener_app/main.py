@@ -9,6 +9,7 @@ from sqlalchemy.engine import make_url
 
 from . import logs
 from .config import Settings, get_settings
+from .fastpath import CachedRedirects
 from .limits import BodySizeLimit
 from .routes import router
 from .runtime import Runtime
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     max_body = (settings or get_settings()).max_body_bytes
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
+    app.add_middleware(CachedRedirects)
     app.include_router(router)
     return app
 

@@ -66,6 +66,24 @@ def test_redirect_is_307_uncacheable_and_counted(client: TestClient) -> None:
     assert client.get(admin_path(link)).json()["clicks"] == 3
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_cached_redirect_is_answered_before_the_framework_exactly_as_the_route_answers(
+    client: TestClient, method: str
+) -> None:
+    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+    lookups = []
+    looked_up = runtime.active_target
+    runtime.active_target = lambda key: lookups.append(key) or looked_up(key)
+    link = shorten(client)
+    first = client.request(method, f"/{link['key']}")  # a miss: the route looks the key up
+    second = client.request(method, f"/{link['key']}")  # a hit: fastpath.CachedRedirects answers
+    assert lookups == [link["key"]], "the second redirect did not come from the cache"
+    assert (first.status_code, first.headers.items(), first.content) == (
+        second.status_code, second.headers.items(), second.content,
+    )  # fmt: skip
+    assert client.get(admin_path(link)).json()["clicks"] == (2 if method == "GET" else 0)
+
+
 def test_head_answers_like_get_without_counting(client: TestClient) -> None:
     link = shorten(client)
     response = client.head(f"/{link['key']}")
