@@ -33,7 +33,8 @@ class CachedRedirects:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             runtime: Runtime | None = getattr(scope["app"].state, "runtime", None)
-            key = scope["path"][1:]
+            # Behind a proxy prefix (uvicorn --root-path) the path starts with that prefix.
+            key = scope["path"].removeprefix(scope.get("root_path", ""))[1:]
             if runtime is not None and is_valid_key(key):
                 target = runtime.cache.get(key)
                 if target is not None:
