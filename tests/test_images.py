@@ -1,5 +1,6 @@
 """The built images, run as a user would run them: hardened, published on 127.0.0.1 only."""
 
+import json
 import os
 import time
 import uuid
@@ -33,6 +34,16 @@ def test_the_whole_api_works_in_a_hardened_container(image: str) -> None:
         assert client.post("/url", content=b"x" * 1_000_000).status_code == 413
         # The hardened container wrote nothing outside /data and /tmp.
         assert docker("diff", container.name).strip() == ""
+
+
+def test_the_health_check_probes_often_only_while_the_container_starts(image: str) -> None:
+    """The image's HEALTHCHECK as Docker stored it (container-structure-test cannot see it)."""
+    check = json.loads(docker("image", "inspect", "-f", "{{json .Config.Healthcheck}}", image))
+    seconds = {name: check.get(name, 0) / 1e9 for name in ("Interval", "StartInterval", "StartPeriod", "Timeout")}
+    assert check["Test"] == ["CMD", "python", "-m", "shortener_app.healthcheck"]
+    assert 0 < seconds["StartInterval"] <= 1, "without --start-interval the first probe waits a whole interval"
+    assert seconds["Interval"] >= 10 * seconds["StartInterval"], "a steady probe this often costs CPU for nothing"
+    assert seconds["StartPeriod"] >= 10 and seconds["Timeout"] < seconds["Interval"]
 
 
 def test_docker_reports_the_container_healthy(image: str) -> None:
