@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from . import crud
 from .fastpath import redirect
 from .models import ShortURL
-from .runtime import Runtime, RuntimeDep, SessionDep, get_runtime
+from .runtime import Runtime, RuntimeDep, SessionDep
 from .schemas import Health, Problem, URLCreate, URLInfo
 from .validation import InvalidInput, check_not_self, is_valid_key
 
@@ -123,10 +123,9 @@ _REDIRECT = {
 
 @router.get("/{key}", operation_id="follow", summary="Follow a short link; counts a click", **_REDIRECT)
 @router.head("/{key}", operation_id="peek", summary="Where a short link goes; not counted", **_REDIRECT)
-async def follow(key: str, request: Request) -> RedirectResponse:
+async def follow(key: str, request: Request, runtime: RuntimeDep) -> RedirectResponse:
     # Only cache misses get here: links in the cache are answered by fastpath.CachedRedirects,
     # before the framework. This looks the key up, fills the cache, and answers the same way.
-    runtime = get_runtime(request)
     if not is_valid_key(key):
         raise _not_found(UNKNOWN_KEY)
     target = await run_in_threadpool(runtime.active_target, key)
