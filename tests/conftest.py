@@ -3,6 +3,7 @@
 import os
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,6 +14,9 @@ from shortener_app.config import Settings
 from shortener_app.main import create_app
 
 from .support import POSTGRES_HINT, unavailable
+
+if TYPE_CHECKING:
+    from .docker_support import PlatformImage
 
 BASE_URL = "http://short.test"
 
@@ -77,6 +81,24 @@ def image(request: pytest.FixtureRequest, docker_engine: None) -> str:
         build(IMAGES[flavour], f"shortener-test:{flavour}")
         _built[flavour] = f"shortener-test:{flavour}"
     return _built[flavour]
+
+
+@pytest.fixture(scope="session", params=["linux/amd64", "linux/arm64"])
+def platform_image(request: pytest.FixtureRequest, image: str) -> "PlatformImage":
+    """Each image on each platform the images promise: the engine's own, and the other under QEMU."""
+    from .docker_support import IMAGES, PlatformImage, build, emulated_base, native_platform
+
+    flavour, platform = image.rsplit(":", 1)[1], request.param
+    if platform == native_platform():
+        return PlatformImage(image, flavour, platform, emulated=False)
+    tag = f"{image}-{platform.removeprefix('linux/')}"
+    if tag not in _built:
+        reason, contexts = emulated_base(flavour, platform)
+        if reason:
+            unavailable(reason, "REQUIRE_EMULATION")
+        build(IMAGES[flavour], tag, platform=platform, contexts=contexts)
+        _built[tag] = tag
+    return PlatformImage(tag, flavour, platform, emulated=True)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

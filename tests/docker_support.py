@@ -62,6 +62,60 @@ def base_available(flavour: str) -> str | None:
     return f"{base} is not local and no registry answers; scripts/make-standin-base builds a stand-in"
 
 
+PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
+@dataclass(frozen=True)
+class PlatformImage:
+    """An image built for one platform; `emulated` when that is not the engine's own (QEMU)."""
+
+    tag: str
+    flavour: str
+    platform: str
+    emulated: bool
+
+
+@functools.cache
+def native_platform() -> str:
+    """The engine's own platform, e.g. linux/amd64; any other one runs under emulation (QEMU)."""
+    arch = docker("version", "--format", "{{.Server.Arch}}").strip()
+    return f"linux/{arch}"
+
+
+def standin_for(flavour: str, platform: str) -> str:
+    """The tag scripts/make-standin-base gives a stand-in base for a platform other than the engine's."""
+    return f"shortener-standin/{BASES[flavour]}-{platform.removeprefix('linux/')}"
+
+
+@functools.cache
+def emulated_base(flavour: str, platform: str) -> tuple[str | None, dict[str, str]]:
+    """For a platform other than the engine's: (why it cannot be built here, or None; build contexts).
+
+    The engine's classic image store keeps one image per tag, so a stand-in for another platform
+    has a tag of its own and takes the base's place through a named build context.
+    """
+    base, standin = BASES[flavour], standin_for(flavour, platform)
+    inspected = subprocess.run(["docker", "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", standin],
+                               capture_output=True, text=True, check=False)  # fmt: skip
+    if inspected.returncode == 0 and inspected.stdout.strip() == platform:
+        contexts = {base: f"docker-image://{standin}"}
+    elif subprocess.run(["docker", "manifest", "inspect", base], capture_output=True, timeout=60).returncode == 0:
+        contexts = {}  # a registry answers: the build pulls the platform's own base
+    else:
+        maker = "no Alpine stand-in can be built offline" if flavour == "alpine" else (
+            f"scripts/make-standin-base --platform {platform} builds {standin}")  # fmt: skip
+        return f"no {platform} {base} here and no registry answers; {maker}", {}
+    probe = subprocess.run(["docker", "run", "--rm", "--platform", platform, "--entrypoint", "python",
+                            standin if contexts else base, "-c", "import platform; print(platform.machine())"],
+                           capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    if probe.returncode != 0:
+        return (
+            f"{platform} binaries do not run here (scripts/enable-emulation registers QEMU): {probe.stderr[-300:]}",
+            {},
+        )
+    return None, contexts
+
+
 def describe_base(flavour: str) -> str:
     labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", BASES[flavour])) or {}
     kind = f"STAND-IN ({labels[STANDIN_LABEL]})" if STANDIN_LABEL in labels else "official image"
@@ -75,6 +129,8 @@ def build(
     text: str | None = None,
     context: Path = ROOT,
     args: dict[str, str] | None = None,
+    platform: str | None = None,
+    contexts: dict[str, str] | None = None,
 ) -> str:
     """Build with buildx into the local engine; `text` replaces the Dockerfile's contents."""
     revision = subprocess.run(
@@ -84,6 +140,8 @@ def build(
                   "CREATED": datetime.now(UTC).isoformat(timespec="seconds"), **(args or {})}  # fmt: skip
     command = ["buildx", "build", "--load", "-q", "-t", tag,
                *(f"--build-arg={name}={value}" for name, value in build_args.items()),
+               *(["--platform", platform] if platform else []),
+               *(f"--build-context={name}={source}" for name, source in (contexts or {}).items()),
                "-f", "-" if text is not None else str(ROOT / dockerfile), str(context)]  # fmt: skip
     return docker(*command, stdin=text).strip()
 
@@ -102,7 +160,9 @@ class Container:
 
 
 @contextmanager
-def running(image: str, *, volume: str | None = None, extra: tuple[str, ...] = ()) -> Iterator[Container]:
+def running(
+    image: str, *, volume: str | None = None, extra: tuple[str, ...] = (), seconds: float = 30
+) -> Iterator[Container]:
     """The image run hardened, published on a free 127.0.0.1 port, removed afterwards."""
     port = free_port()
     name = f"shortener-test-{port}"
@@ -110,7 +170,7 @@ def running(image: str, *, volume: str | None = None, extra: tuple[str, ...] = (
     docker("run", "-d", "--name", name, *HARDENED, *mounts, "-p", f"127.0.0.1:{port}:8000", *extra, image)
     container = Container(name, f"http://127.0.0.1:{port}")
     try:
-        wait_until_healthy(container.url, seconds=30)
+        wait_until_healthy(container.url, seconds=seconds)
         yield container
     finally:
         docker("rm", "-f", "-v", name, check=False)

@@ -8,10 +8,10 @@ import pytest
 from .docker_support import IMAGES
 from .support import ROOT, tool
 
-# The only instructions the two files may differ in: the base image, how the build stage gets
+# The only instructions the two files may differ in: the base image (both stages), how the build stage gets
 # binutils (apt or apk), and how the user is made.
 OS_SPECIFIC = (
-    re.compile(r"^ARG BASE_IMAGE="),
+    re.compile(r"^FROM python:3\.13-(slim|alpine)( AS build)?$"),
     re.compile(r"^RUN (apt-get update && apt-get install|apk add) .*binutils$"),
     re.compile(r"^RUN (groupadd|addgroup) "),
 )

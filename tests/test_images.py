@@ -8,19 +8,28 @@ import uuid
 import httpx
 import pytest
 
-from .docker_support import IMAGES, build, docker, running, structure_test, wait_for_health_status
+from .docker_support import IMAGES, PlatformImage, build, docker, running, structure_test, wait_for_health_status
 from .support import POSTGRES_HINT, unavailable
 
 pytestmark = pytest.mark.docker
 
 
-def test_structure_tests_pass(image: str) -> None:
-    result = structure_test(image, image.rsplit(":", 1)[1])
+# What the images promise on every platform (linux/amd64 and linux/arm64, the one that is not the
+# engine's own under QEMU): the contract, the hardened API, health, and a clean stop. Emulation is
+# slow (about 20 s from start to answering), so these allow it more time; nothing else changes.
+STARTUP_SECONDS = {False: 30, True: 180}
+
+
+def test_structure_tests_pass(platform_image: PlatformImage) -> None:
+    result = structure_test(platform_image.tag, platform_image.flavour)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
-def test_the_whole_api_works_in_a_hardened_container(image: str) -> None:
-    with running(image) as container, httpx.Client(base_url=container.url) as client:
+def test_the_whole_api_works_in_a_hardened_container(platform_image: PlatformImage) -> None:
+    with (
+        running(platform_image.tag, seconds=STARTUP_SECONDS[platform_image.emulated]) as container,
+        httpx.Client(base_url=container.url, timeout=30) as client,
+    ):
         assert client.get("/health").json() == {"status": "ok", "database": "ok"}
         assert "<form" in client.get("/").text
         link = client.post("/url", json={"target_url": "https://example.com/"}).json()
@@ -46,9 +55,10 @@ def test_the_health_check_probes_often_only_while_the_container_starts(image: st
     assert seconds["StartPeriod"] >= 10 and seconds["Timeout"] < seconds["Interval"]
 
 
-def test_docker_reports_the_container_healthy(image: str) -> None:
-    with running(image) as container:
-        wait_for_health_status(container.name)
+def test_docker_reports_the_container_healthy(platform_image: PlatformImage) -> None:
+    seconds = STARTUP_SECONDS[platform_image.emulated]
+    with running(platform_image.tag, seconds=seconds) as container:
+        wait_for_health_status(container.name, seconds=seconds)
         assert container.state()["Health"]["FailingStreak"] == 0
 
 
@@ -98,15 +108,19 @@ def test_urls_and_acknowledged_clicks_survive_restart_and_kill(image: str) -> No
         docker("volume", "rm", "-f", volume, check=False)
 
 
-def test_docker_stop_is_quick_and_clean(image: str) -> None:
-    with running(image) as container:
-        httpx.get(container.url + "/health")
+def test_docker_stop_is_quick_and_clean(platform_image: PlatformImage) -> None:
+    with running(platform_image.tag, seconds=STARTUP_SECONDS[platform_image.emulated]) as container:
+        httpx.get(container.url + "/health", timeout=30)
         start = time.monotonic()
         docker("stop", container.name)
         took = time.monotonic() - start
         state = container.state()
-    assert state["ExitCode"] == 0, f"exit code {state['ExitCode']}: SIGTERM was not handled by PID 1"
-    assert took < 2, f"docker stop took {took:.1f} s: SIGTERM did not reach uvicorn, so Docker waited to SIGKILL"
+    assert state["ExitCode"] == 0, (
+        f"exit code {state['ExitCode']} after {took:.1f} s: the process did not exit on SIGTERM, so Docker killed it"
+    )
+    # Exit code 0 already rules out Docker's SIGKILL; natively it is also quick.
+    if not platform_image.emulated:
+        assert took < 2, f"docker stop took {took:.1f} s: SIGTERM did not reach uvicorn, so Docker waited to SIGKILL"
 
 
 def test_an_image_built_with_postgres_reaches_a_real_postgresql(image: str) -> None:

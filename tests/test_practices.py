@@ -30,7 +30,7 @@ MUTANTS = {
                      "ENV PATH=/opt/venv/bin:$PATH\nRUN apt-get update && apt-get install -y"
                      " --no-install-recommends gcc && rm -rf /var/lib/apt/lists/*\n"}, "no compiler"),
     # One stage: the venv is made where the image is, and binutils stays in it.
-    "multi-stage build": ({"FROM ${BASE_IMAGE}\n\n# Who": "# Who", "COPY --from=build /opt/venv /opt/venv\n": ""},
+    "multi-stage build": ({"FROM python:3.13-slim\n\n# Who": "# Who", "COPY --from=build /opt/venv /opt/venv\n": ""},
                           "no compiler or build tool"),
     "debug symbols stripped": ({"strip --strip-debug": "true"}, "debug symbols"),
     "PostgreSQL driver opt-in": ({"ARG WITH_POSTGRES=\n": "ARG WITH_POSTGRES=1\n"}, "only in images built with"),

@@ -59,9 +59,9 @@ def instruction(dockerfile: str, containing: str) -> str:
 
 def python_version() -> str:
     """The Python of the images' base, e.g. '3.13'."""
-    found = re.search(r"python:(\d+\.\d+)-slim|PYTHON_VERSION=(\d+\.\d+)", (ROOT / "Dockerfile.slim").read_text())
-    assert found, "Dockerfile.slim names no python:X.Y base"
-    return next(group for group in found.groups() if group)
+    found = re.search(r"^FROM python:(\d+\.\d+)-slim", (ROOT / "Dockerfile.slim").read_text(), re.MULTILINE)
+    assert found, "Dockerfile.slim names no python:X.Y-slim base"
+    return found[1]
 
 
 @dataclass(frozen=True)
