@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-dev
 # Where the browser test finds Chromium (Debian's package); override for another browser build.
 export CHROMIUM_PATH ?= /usr/bin/chromium
 IMAGE ?= shortener
+# container-structure-test assumes linux/amd64 unless told; the images are built for the engine's own.
+ENGINE_PLATFORM = linux/$(shell docker version --format '{{.Server.Arch}}' 2>/dev/null)
 PYTEST_ARGS ?=
 # The production locks are resolved on the images' Python (markers differ between versions);
 # point LOCK_PYTHON at a python3.13 if that name is not on PATH.
@@ -44,10 +46,10 @@ images: ## Build both images (Alpine only where python:3.13-alpine can be had)
 	else echo "skipping Dockerfile.alpine: python:3.13-alpine is not local and cannot be pulled"; fi
 
 structure-test: $(STAMP) images ## Run the container-structure-test configs on the built images
-	$(BIN)/container-structure-test test --image $(IMAGE):slim \
+	$(BIN)/container-structure-test test --image $(IMAGE):slim --platform $(ENGINE_PLATFORM) \
 	  --config tests/structure/contract.yaml --config tests/structure/slim.yaml
 	if docker image inspect $(IMAGE):alpine >/dev/null 2>&1; then \
-	  $(BIN)/container-structure-test test --image $(IMAGE):alpine \
+	  $(BIN)/container-structure-test test --image $(IMAGE):alpine --platform $(ENGINE_PLATFORM) \
 	    --config tests/structure/contract.yaml --config tests/structure/alpine.yaml; fi
 
 lint: $(STAMP) ## ruff, hadolint and actionlint

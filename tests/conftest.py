@@ -106,12 +106,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     import shutil
     import subprocess
 
-    from .docker_support import BASES, describe_base
+    from .docker_support import BASES, PLATFORMS, describe_base, standin_for
 
     if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
         return ["base images: no Docker engine answers"]
     lines = []
     for flavour, base in BASES.items():
+        for platform in PLATFORMS:
+            standin = standin_for(flavour, platform)
+            if subprocess.run(["docker", "image", "inspect", standin], capture_output=True).returncode == 0:
+                lines.append(f"base image for {platform}: {standin} (STAND-IN, used through a build context)")
         present = subprocess.run(["docker", "image", "inspect", base], capture_output=True, check=False).returncode == 0
         lines.append(
             f"base image: {describe_base(flavour) if present else base + ': not here (pulled if a registry answers)'}"

@@ -187,8 +187,10 @@ def wait_for_health_status(name: str, seconds: float = 40) -> float:
     raise AssertionError(f"{name} was not reported healthy within {seconds} s")
 
 
-def structure_test(image: str, flavour: str) -> subprocess.CompletedProcess[str]:
+def structure_test(image: str, flavour: str, platform: str | None = None) -> subprocess.CompletedProcess[str]:
     """The shared contract and the flavour's own container-structure-test config, run on `image`.
+
+    The platform is always named: container-structure-test otherwise assumes linux/amd64.
 
     Each container it starts gets an anonymous volume for VOLUME /data, which it never removes;
     the dangling volumes that appeared during the run are removed afterwards.
@@ -198,6 +200,7 @@ def structure_test(image: str, flavour: str) -> subprocess.CompletedProcess[str]
     try:
         return subprocess.run(
             [tool("container-structure-test"), "test", "--no-color", "--image", image,
+             "--platform", platform or native_platform(),
              *(arg for config in configs for arg in ("--config", config))],
             cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,
         )  # fmt: skip

@@ -21,7 +21,7 @@ STARTUP_SECONDS = {False: 30, True: 180}
 
 
 def test_structure_tests_pass(platform_image: PlatformImage) -> None:
-    result = structure_test(platform_image.tag, platform_image.flavour)
+    result = structure_test(platform_image.tag, platform_image.flavour, platform_image.platform)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
