@@ -63,8 +63,8 @@ structure-test: $(STAMP) images ## Run the container-structure-test configs on t
 lint: $(STAMP) node-tools ## ruff, hadolint and actionlint
 	$(BIN)/python -m pytest -q tests/test_lint.py tests/test_dockerfiles.py
 
-bench: $(STAMP) ## Redirects/s of the app against the framework ceiling (needs wrk)
-	$(BIN)/python bench/redirects.py
+bench: $(STAMP) ## Redirects/s of the app against the framework ceiling (needs wrk), written to docs/redirects-benchmark.md
+	$(BIN)/python bench/redirects.py --output docs/redirects-benchmark.md
 
 compare: $(STAMP) ## Size, layers, build and start times of both images, written to docs/image-comparison.md
 	$(BIN)/python bench/compare_images.py
