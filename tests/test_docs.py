@@ -137,3 +137,18 @@ def test_no_page_cites_line_numbers(page: Path) -> None:
     # Line numbers drift with every edit and no test can hold them; name the instruction instead.
     cited = re.findall(r"\bl\. ?\d+|\blines? \d+|#L\d+", page.read_text())
     assert not cited, f"{page.relative_to(ROOT)} cites line numbers: {cited}"
+
+
+def test_the_practices_page_and_the_mutants_name_the_same_practices() -> None:
+    from .test_practices import LINT_MUTANTS, MUTANTS
+
+    practices = (ROOT / "docs" / "practices.md").read_text()
+    named = set()
+    for page in reference_pages():
+        for clause in re.findall(r"\bmutants? ([^;|\n]+)", page.read_text()):
+            named |= set(re.findall(r"`([^`]+)`", clause))
+    assert named <= set(MUTANTS), f"the docs name mutants tests/test_practices.py lacks: {named - set(MUTANTS)}"
+    unnamed = {practice for practice in MUTANTS if f"`{practice}`" not in practices}
+    assert not unnamed, f"docs/practices.md does not say which practice these mutants prove: {unnamed}"
+    linted = set(re.findall(r"test_hadolint_fails_without_the_practice\[([^\]]+)\]", practices))
+    assert linted and linted <= set(LINT_MUTANTS), f"unknown hadolint mutants: {linted - set(LINT_MUTANTS)}"
