@@ -24,16 +24,29 @@ def required(flag: str) -> bool:
 
 
 POSTGRES_HINT = (
-    "no PostgreSQL server: set TEST_POSTGRES_URL=postgresql+psycopg://user@127.0.0.1:port/db "
-    "(`make test` starts one with scripts/with-test-postgres when Debian's postgresql is installed)"
+    "no PostgreSQL server: apt-get install postgresql (Debian/Ubuntu; `make test` then starts a throwaway "
+    "server with scripts/with-test-postgres), or set TEST_POSTGRES_URL=postgresql+psycopg://user@127.0.0.1:port/db"
 )
+
+# How to get what each REQUIRE_... flag stands for, added to a skip whose reason does not say how
+# (does not mention an install already).
+HOW_TO_GET = {
+    "REQUIRE_DOCKER": "install Docker Engine 25+ with buildx and compose (Docker Desktop; "
+    "on Debian 12, scripts/install-docker-tools)",
+    "REQUIRE_POSTGRES": "apt-get install postgresql (scripts/with-test-postgres starts a throwaway server)",
+    "REQUIRE_BROWSER": "apt-get install chromium, or set CHROMIUM_PATH",
+    "REQUIRE_NODE": "install Node.js 18+ with npm (apt-get install nodejs npm), then run make test again",
+}
 
 
 def unavailable(reason: str, flag: str) -> NoReturn:
-    """Skip with `reason`, or fail when `flag` (e.g. REQUIRE_DOCKER=1) says this must run here."""
+    """Skip, saying why and how to get what is missing; fail instead when `flag` (e.g. REQUIRE_DOCKER=1) is set."""
+    how = HOW_TO_GET.get(flag)
+    if how and "install" not in reason:
+        reason = f"{reason}; to run it: {how}"
     if required(flag):
         pytest.fail(f"{reason} (and {flag}=1 says it must run)")
-    pytest.skip(reason)
+    pytest.skip(f"{reason} ({flag}=1 makes this a failure)")
 
 
 def free_port() -> int:
