@@ -123,6 +123,18 @@ def test_docker_stop_is_quick_and_clean(platform_image: PlatformImage) -> None:
         assert took < 2, f"docker stop took {took:.1f} s: SIGTERM did not reach uvicorn, so Docker waited to SIGKILL"
 
 
+def test_docker_stop_exits_0_when_the_server_is_not_pid_1(image: str) -> None:
+    """Behind an init (`docker run --init`, compose `init: true`) the server does not get PID 1's pass.
+
+    uvicorn raises SIGTERM again after its graceful shutdown; as PID 1 the kernel drops it, elsewhere
+    it kills the process (exit 143). The same happens under QEMU, where the emulator is PID 1.
+    """
+    with running(image, extra=("--init",)) as container:
+        docker("stop", container.name)
+        state = container.state()
+    assert state["ExitCode"] == 0, f"exit code {state['ExitCode']} after a clean shutdown behind an init"
+
+
 def test_an_image_built_with_postgres_reaches_a_real_postgresql(image: str) -> None:
     """The opt-in driver: --build-arg WITH_POSTGRES=1 adds psycopg, and the app's engine uses it."""
     server = os.environ.get("TEST_POSTGRES_URL") or unavailable(POSTGRES_HINT, "REQUIRE_POSTGRES")

@@ -36,9 +36,9 @@ MUTANTS = {
     "PostgreSQL driver opt-in": ({"ARG WITH_POSTGRES=\n": "ARG WITH_POSTGRES=1\n"}, "only in images built with"),
     "bytecode compiled at build": ({"RUN env -u PYTHONDONTWRITEBYTECODE python": "RUN true || python"},
                                    "byte-compiled"),
-    "exec-form CMD": ({'CMD ["uvicorn", "shortener_app.main:app", "--host", "0.0.0.0", "--port", "8000", \\\n'
+    "exec-form CMD": ({'CMD ["python", "-m", "shortener_app", "--host", "0.0.0.0", "--port", "8000", \\\n'
                        '     "--timeout-graceful-shutdown", "5", "--no-server-header"]':
-                       "CMD uvicorn shortener_app.main:app --host 0.0.0.0 --port 8000"}, "Metadata Test"),
+                       "CMD python -m shortener_app --host 0.0.0.0 --port 8000"}, "Metadata Test"),
 }  # fmt: skip
 
 
