@@ -248,21 +248,20 @@ def test_a_large_body_without_content_length_is_413(client: TestClient) -> None:
 def test_health_is_ok_when_the_database_answers(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "clicks_waiting": 0}
 
 
 def test_health_is_503_when_the_database_does_not_answer(settings: Settings) -> None:
-    from shortener_app.database import make_engine, make_session_factory
+    from shortener_app.health import HealthProbe
 
     with TestClient(create_app(settings)) as client:
         runtime = client.app.state.runtime
         # A real database nobody listens for: port 1 on loopback refuses connections.
-        dead = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
-        runtime.sessions = make_session_factory(dead)
+        runtime.health = HealthProbe("postgresql+psycopg://nobody@127.0.0.1:1/none")
         response = client.get("/health")
-        dead.dispose()
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": "unreachable"}
+    assert response.headers["retry-after"] == "5"
+    assert response.json() == {"status": "unavailable", "database": "failing", "clicks_waiting": 0}
 
 
 def test_demo_page_and_api_docs_are_served(client: TestClient) -> None:
