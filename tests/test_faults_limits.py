@@ -6,22 +6,56 @@ over MAX_CONNECTIONS closed at once. Every loop here is bounded in count and tim
 """
 
 import contextlib
+import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
+
+from shortener_app import protocol
+from shortener_app.config import Settings
+from shortener_app.main import create_app
 
 from .docker_support import running
-from .support import Server, image_server_flags, note, rss_mib, uvicorn_server
+from .support import Server, free_port, image_server_flags, note, rss_mib, uvicorn_server, wait_until_healthy
 
 HEAD_TIMEOUT = 1.0
 MAX_CONNECTIONS = 50
 ATTACK_BYTES = 16 << 20
 CHUNK = 64 << 10
+
+
+@dataclass
+class InProcess:
+    """uvicorn in a thread of this process, so coverage sees the protocol; same sockets, same protocol class."""
+
+    url: str
+    uvicorn: uvicorn.Server
+
+
+@pytest.fixture
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcess]:
+    monkeypatch.setattr(protocol, "limits", lambda: protocol.Limits(32_768, HEAD_TIMEOUT, MAX_CONNECTIONS))
+    settings = Settings(db_url=f"sqlite:///{tmp_path}/shortener.db", base_url="http://short.test")
+    port = free_port()
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, http=protocol.LimitedHttpTools,
+                            log_level="warning", timeout_graceful_shutdown=5)  # fmt: skip
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    wait_until_healthy(url, seconds=10)
+    try:
+        yield InProcess(url, server)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture
@@ -117,17 +151,33 @@ def test_an_oversized_head_is_cut_off_with_flat_memory_and_no_stall_of_other_cli
     assert prober.answered > 0 and prober.slowest < 0.5, f"a redirect waited {prober.slowest:.2f} s"
 
 
-def test_a_head_just_over_the_cap_is_answered_431_in_json(server: Server) -> None:
+def test_a_head_just_over_the_cap_is_answered_431_in_json(local: InProcess) -> None:
     head = b"GET /x HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n"
-    _sent, answer = send_head(server.url, head, b"", len(head))
+    _sent, answer = send_head(local.url, head, b"", len(head))
     status, _, rest = answer.partition(b"\r\n")
     assert status == b"HTTP/1.1 431 Request Header Fields Too Large", answer[:200]
     assert b"content-type: application/json" in rest and b"larger than 32768 bytes" in rest
 
 
-def test_a_head_under_the_cap_is_served(server: Server) -> None:
-    response = httpx.get(f"{server.url}/health", headers={"X-Fine": "a" * 30_000})
+def test_a_head_under_the_cap_is_served(local: InProcess) -> None:
+    response = httpx.get(f"{local.url}/health", headers={"X-Fine": "a" * 30_000})
     assert response.status_code == 200
+
+
+def test_heads_under_the_cap_pass_even_when_one_read_brings_more_than_the_cap(local: InProcess) -> None:
+    """The cap counts one request's head, not what arrives together: two pipelined requests with
+    20 KB heads, then a POST whose 20 KB head comes with its 15 KB body, all in a single send."""
+    pad = b"X-Pad: " + b"p" * 20_000 + b"\r\n"
+    get = b"GET /health HTTP/1.1\r\nHost: a\r\n" + pad + b"\r\n"
+    body = b'{"target_url": "https://example.com/"}' + b" " * 15_000
+    post = (b"POST /url HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n" + pad
+            + b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)  # fmt: skip
+    answer = b""
+    with socket.create_connection(_address(local.url), timeout=10) as sock:
+        sock.sendall(get + get + post)
+        while chunk := sock.recv(65536):  # until the server closes, after the POST (Connection: close)
+            answer += chunk
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", answer) == [b"200", b"200", b"201"], answer[:300]
 
 
 def _closed_within(sock: socket.socket, seconds: float) -> float | None:
@@ -153,9 +203,9 @@ def test_a_silent_connection_is_closed_at_the_header_timeout(server: Server) -> 
     assert HEAD_TIMEOUT * 0.8 <= closed_after < HEAD_TIMEOUT + 1.0
 
 
-def test_a_head_trickled_byte_by_byte_is_closed_at_the_header_timeout(server: Server) -> None:
+def test_a_head_trickled_byte_by_byte_is_closed_at_the_header_timeout(local: InProcess) -> None:
     """Slowloris: each byte resets no timer; the whole head must arrive within HEADER_TIMEOUT_SECONDS."""
-    with socket.create_connection(_address(server.url), timeout=5) as sock:
+    with socket.create_connection(_address(local.url), timeout=5) as sock:
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: a\r\nX-Slow: ")
         started, closed_after = time.monotonic(), None
         for _ in range(50):  # at most 5 s
