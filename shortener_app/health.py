@@ -57,16 +57,16 @@ class HealthProbe:
         return found.st_dev, found.st_ino
 
     def _probe(self) -> DatabaseState:
-        if self._file is not None and self._file_identity() != self._identity:
-            logger.error("health check: the database file %s is gone or was replaced", self._file)
-            return "missing"
         try:
+            if self._file is not None and self._file_identity() != self._identity:
+                logger.error("health check: the database file %s is gone or was replaced", self._file)
+                return "missing"
             with self._sessions() as session:
                 crud.read_and_write(session)
         except IntegrityError:
             pass  # another replica wrote the first heartbeat at the same moment: writes work
-        except SQLAlchemyError as error:
-            logger.warning("health check: the database failed: %s", error)
+        except (SQLAlchemyError, OSError) as error:
+            logger.warning("health check: the database failed: %s", getattr(error, "orig", None) or error)
             return "failing"
         return "ok"
 
