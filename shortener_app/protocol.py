@@ -132,8 +132,13 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_timer = None
-        if self._head_bytes is not None and not self.transport.is_closing():
-            self._refuse(b"")
+        if self._head_bytes is None or self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined head waits behind a response still being sent: give it until that ends.
+            self._arm_head_timer()
+            return
+        self._refuse(b"")
 
     def _refuse(self, response: bytes) -> None:
         """Close the connection; with `response` first, unless another response is being sent on it."""
