@@ -75,6 +75,9 @@ class LimitedHttpTools(HttpToolsProtocol):
         # Bytes of the current request's head received so far; None while its body is read.
         self._head_bytes: int | None = 0
         self._heads_done = 0
+        # When the current head began (None: no head under way). One timer per connection checks it,
+        # so a keep-alive request costs a clock read, not a timer of its own.
+        self._head_started: float | None = None
         self._head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -83,18 +86,21 @@ class LimitedHttpTools(HttpToolsProtocol):
             self._log_refusal()
             transport.close()
             return
-        self._arm_head_timer()
+        self._head_started = self.loop.time()
+        self._head_timer = self.loop.call_later(self._limits.head_timeout, self._check_head_deadline)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm_head_timer()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         if self._head_bytes is None:  # a body: limits.BodySizeLimit bounds it
             super().data_received(data)
             return
-        if self._head_timer is None:  # the first byte of a keep-alive connection's next request
-            self._arm_head_timer()
+        if self._head_started is None:  # the first byte of a keep-alive connection's next request
+            self._head_started = self.loop.time()
         room = self._limits.max_head_bytes - self._head_bytes
         if len(data) <= room:
             self._head_bytes += len(data)
@@ -114,31 +120,28 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._head_bytes = None
+        self._head_started = None
         self._heads_done += 1
-        self._disarm_head_timer()
         super().on_headers_complete()
 
     def on_message_complete(self) -> None:
         self._head_bytes = 0
         super().on_message_complete()
 
-    def _arm_head_timer(self) -> None:
-        self._head_timer = self.loop.call_later(self._limits.head_timeout, self._head_timed_out)
-
-    def _disarm_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
+    def _check_head_deadline(self) -> None:
+        """Runs every HEADER_TIMEOUT_SECONDS at most: closes the connection once a head is overdue."""
         self._head_timer = None
-        if self._head_bytes is None or self.transport.is_closing():
+        if self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            # A pipelined head waits behind a response still being sent: give it until that ends.
-            self._arm_head_timer()
-            return
-        self._refuse(b"")
+        wait = self._limits.head_timeout
+        # A pipelined head waiting behind a response still being sent is judged once that ends.
+        if self._head_started is not None and (self.cycle is None or self.cycle.response_complete):
+            waited = self.loop.time() - self._head_started
+            if waited >= wait:
+                self._refuse(b"")
+                return
+            wait -= waited
+        self._head_timer = self.loop.call_later(wait, self._check_head_deadline)
 
     def _refuse(self, response: bytes) -> None:
         """Close the connection; with `response` first, unless another response is being sent on it."""

@@ -6,6 +6,7 @@ over MAX_CONNECTIONS closed at once. Every loop here is bounded in count and tim
 """
 
 import contextlib
+import http.client
 import re
 import select
 import socket
@@ -220,6 +221,25 @@ def test_a_head_trickled_byte_by_byte_is_closed_at_the_header_timeout(local: InP
                 break
     note(f"a trickled head was cut off after {closed_after} s")
     assert closed_after is not None and closed_after < HEAD_TIMEOUT + 1.0
+
+
+def test_a_busy_keep_alive_connection_outlives_the_header_timeout(local: InProcess) -> None:
+    """The deadline is per head, not per connection: requests for 2.5 s on one socket all pass."""
+    connection = http.client.HTTPConnection(*_address(local.url), timeout=5)
+    try:
+        connection.connect()
+        sock, started, answered = connection.sock, time.monotonic(), 0
+        while time.monotonic() - started < 2.5 * HEAD_TIMEOUT and answered < 10_000:
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200
+            assert connection.sock is sock, "the server closed the connection"
+            answered += 1
+            time.sleep(0.01)
+    finally:
+        connection.close()
+    assert answered > 10
 
 
 def test_connections_over_the_bound_are_closed_at_once_and_service_resumes(server: Server) -> None:
