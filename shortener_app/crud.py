@@ -2,13 +2,14 @@
 
 import logging
 from collections.abc import Mapping
+from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import keygen
-from .models import ShortURL
+from .models import Heartbeat, ShortURL
 
 logger = logging.getLogger(__name__)
 
@@ -64,13 +65,22 @@ def active_target(session: Session, key: str) -> str | None:
     return session.scalar(select(ShortURL.target_url).where(ShortURL.key == key, ShortURL.is_active))
 
 
-def add_clicks(session: Session, counts: Mapping[str, int]) -> None:
-    """Add each count in the database itself (`clicks = clicks + n`): no read-modify-write."""
+def add_clicks(connection: Connection, counts: Mapping[str, int]) -> None:
+    """Add each count in the database itself (`clicks = clicks + n`): no read-modify-write.
+
+    On a connection whose transaction the caller commits, so it can bound the wait for locks first.
+    """
     table = ShortURL.__table__
     statement = update(table).where(table.c.key == bindparam("k")).values(clicks=table.c.clicks + bindparam("n"))
-    session.connection().execute(statement, [{"k": key, "n": n} for key, n in counts.items()])
+    connection.execute(statement, [{"k": key, "n": n} for key, n in counts.items()])
+
+
+def read_and_write(session: Session) -> None:
+    """What the health check asks of the database: read the links table, and commit a write."""
+    session.execute(select(ShortURL.id).limit(1))
+    beat = session.get(Heartbeat, 1)
+    if beat is None:
+        session.add(Heartbeat(id=1, checked_at=datetime.now(UTC)))
+    else:
+        beat.checked_at = datetime.now(UTC)
     session.commit()
-
-
-def ping(session: Session) -> None:
-    session.execute(select(1))

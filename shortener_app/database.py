@@ -3,7 +3,7 @@
 import sqlite3
 from pathlib import Path
 
-from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import Connection, Engine, MetaData, NullPool, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -44,6 +44,39 @@ def make_engine(db_url: str) -> Engine:
     engine = create_engine(url, connect_args={"check_same_thread": False})
     event.listen(engine, "connect", _tune_sqlite)
     return engine
+
+
+def sqlite_file(db_url: str) -> Path | None:
+    """The database file of a SQLite URL; None for other databases and in-memory SQLite."""
+    url = make_url(db_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return None
+    return Path(url.database)
+
+
+def make_probe_engine(db_url: str, timeout: float) -> Engine:
+    """An engine for the health check: a fresh connection per probe (no pool another route can
+    exhaust), and every wait for a lock or an answer bounded by `timeout` where the driver can."""
+    url = make_url(db_url)
+    wait_ms = max(1, int(timeout * 1000))
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": timeout})
+        event.listen(engine, "connect", _tune_sqlite)
+        event.listen(engine, "connect", lambda dbapi, _record: dbapi.execute(f"PRAGMA busy_timeout={wait_ms}"))
+        return engine
+    # libpq counts connect_timeout in whole seconds, at least 2.
+    options = f"-c statement_timeout={wait_ms} -c lock_timeout={wait_ms}"
+    return create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 2, "options": options})
+
+
+def wait_for_locks_at_most(connection: Connection, seconds: float | None) -> None:
+    """Bound how long the current transaction waits for another writer's lock (None: the default)."""
+    if connection.dialect.name == "sqlite":
+        wait_ms = SQLITE_BUSY_TIMEOUT_MS if seconds is None else max(1, int(seconds * 1000))
+        connection.exec_driver_sql(f"PRAGMA busy_timeout={wait_ms}")
+    elif seconds is not None and connection.dialect.name == "postgresql":
+        # SET LOCAL ends with the transaction, so the pooled connection goes back unchanged.
+        connection.exec_driver_sql(f"SET LOCAL lock_timeout = {max(1, int(seconds * 1000))}")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

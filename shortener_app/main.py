@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from . import logs
+from . import errors, logs
 from .config import Settings, get_settings
 from .fastpath import CachedRedirects
 from .limits import BodySizeLimit
@@ -34,7 +34,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with runtime.running():
             app.state.runtime = runtime
             yield
-        logger.info("stopped; buffered clicks written")
 
     app = FastAPI(
         title="URL shortener",
@@ -46,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
     app.add_middleware(CachedRedirects)
     app.include_router(router)
+    errors.install(app)
     return app
 
 

@@ -6,10 +6,10 @@ from typing import Annotated
 from fastapi import APIRouter, Body, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
-from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from . import crud
+from .errors import RETRY_AFTER
 from .fastpath import redirect
 from .models import ShortURL
 from .runtime import Runtime, RuntimeDep, SessionDep
@@ -47,32 +47,36 @@ def demo_page() -> FileResponse:
     return FileResponse(DEMO_PAGE, media_type="text/html")
 
 
+# Every route that touches the database may answer this (see errors.py).
+UNAVAILABLE: dict[int | str, dict] = {503: {"model": Problem, "description": "The database cannot serve; retry later."}}
+
+
 @router.get(
     "/health",
     response_model=Health,
-    responses={503: {"model": Health}},
-    summary="Whether the service and its database answer",
+    responses={503: {"model": Health, "description": "The database cannot read or write; `database` says why."}},
+    summary="Whether the service can serve: its database reads and takes writes",
 )
-def health(session: SessionDep) -> Health | JSONResponse:
-    try:
-        crud.ping(session)
-    except SQLAlchemyError:
-        body = Health(status="unavailable", database="unreachable")
-        return JSONResponse(body.model_dump(), status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
-    return Health(status="ok", database="ok")
+async def health(runtime: RuntimeDep) -> Health | JSONResponse:
+    database = await runtime.health.check()
+    ok = database == "ok"
+    body = Health(status="ok" if ok else "unavailable", database=database, clicks_waiting=runtime.clicks.pending)
+    if ok:
+        return body
+    return JSONResponse(body.model_dump(), status.HTTP_503_SERVICE_UNAVAILABLE, headers=RETRY_AFTER)
 
 
 @router.post(
     "/url",
     status_code=status.HTTP_201_CREATED,
     response_model=URLInfo,
-    responses={400: {"model": Problem}, 409: {"model": Problem}, 413: {"model": Problem}},
+    responses={400: {"model": Problem}, 409: {"model": Problem}, 413: {"model": Problem}, **UNAVAILABLE},
     summary="Shorten a URL",
 )
 def create_url(request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep, session: SessionDep) -> URLInfo:
     target, key = request_body.target_url, request_body.key
     try:
-        check_not_self(target, runtime.settings.base_url.host or "")
+        check_not_self(target, runtime.settings.base_url)
     except InvalidInput as error:
         # Shaped like FastAPI's own validation errors, so every 422 reads the same.
         issue = {"type": "value_error", "loc": ("body", "target_url"), "msg": str(error), "input": target}
@@ -87,7 +91,7 @@ def create_url(request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep, 
 @router.get(
     "/admin/{secret}",
     response_model=URLInfo,
-    responses={404: {"model": Problem}},
+    responses={404: {"model": Problem}, **UNAVAILABLE},
     summary="A link's details and click count",
 )
 async def link_info(secret: str, runtime: RuntimeDep) -> URLInfo:
@@ -102,7 +106,7 @@ async def link_info(secret: str, runtime: RuntimeDep) -> URLInfo:
 @router.delete(
     "/admin/{secret}",
     response_model=URLInfo,
-    responses={404: {"model": Problem}},
+    responses={404: {"model": Problem}, **UNAVAILABLE},
     summary="Deactivate a link; its key is never handed out again",
 )
 async def deactivate(secret: str, runtime: RuntimeDep) -> URLInfo:
@@ -117,7 +121,7 @@ async def deactivate(secret: str, runtime: RuntimeDep) -> URLInfo:
 _REDIRECT = {
     "status_code": status.HTTP_307_TEMPORARY_REDIRECT,
     "response_class": RedirectResponse,
-    "responses": {404: {"model": Problem}},
+    "responses": {404: {"model": Problem}, **UNAVAILABLE},
 }
 
 

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 from pydantic_core import PydanticCustomError
@@ -57,8 +58,14 @@ class URLInfo(BaseModel):
 
 
 class Health(BaseModel):
-    status: str
-    database: str
+    status: Literal["ok", "unavailable"]
+    database: Literal["ok", "failing", "timeout", "missing"] = Field(
+        description="ok: it read and committed a write within a second. failing: it refused; timeout: no answer "
+        "within a second; missing: the SQLite file the service opened is gone."
+    )
+    clicks_waiting: int = Field(
+        description="Clicks counted but not yet written to the database; a crash would lose them."
+    )
 
 
 class Problem(BaseModel):

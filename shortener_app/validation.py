@@ -1,9 +1,13 @@
 """The rules a target URL and a custom key must follow."""
 
+import ipaddress
 import re
-from urllib.parse import urlsplit
+import socket
+import unicodedata
+from urllib.parse import unquote, urlsplit
 
 import validators
+from pydantic import HttpUrl
 
 from .models import KEY_MAX_LENGTH, TARGET_MAX_LENGTH
 
@@ -12,6 +16,11 @@ KEY_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{{KEY_MIN_LENGTH},{KEY_MAX_LENGTH}}}")
 # Paths this service serves itself, or may serve later; a key must never shadow them.
 RESERVED_KEYS = frozenset({"admin", "api", "docs", "health", "openapi", "redoc", "static", "url", "favicon.ico"})
 _WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+# Unicode's control (Cc) and format (Cf) characters: the bidi overrides and isolates
+# (U+202A-202E, U+2066-2069) that make a URL read differently from where it goes, zero-width ones.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# Only digits, dots and hex letters: what a browser may read as an IPv4 address (127.1, 0x7f.1, 2130706433).
+_IPV4_LIKE = re.compile(r"[0-9a-fx.]+")
 
 
 class InvalidInput(ValueError):
@@ -37,16 +46,61 @@ def check_target_url(url: str) -> str:
         raise InvalidInput(f"the URL is longer than {TARGET_MAX_LENGTH} characters")
     if _WHITESPACE_OR_CONTROL.search(url):
         raise InvalidInput("the URL contains whitespace or control characters")
+    # Percent-encoded too (a browser shows %E2%80%AE decoded in the address bar); an encoded space is fine.
+    if any(unicodedata.category(c) in _INVISIBLE_CATEGORIES for text in (url, unquote(url)) for c in text):
+        raise InvalidInput("the URL contains control or invisible characters (e.g. a bidi override)")
     parts = urlsplit(url)
     if parts.scheme.lower() not in ("http", "https"):
         raise InvalidInput("only http and https URLs can be shortened")
+    if "@" in parts.netloc:
+        raise InvalidInput("a URL with a user name or password (user@host) is refused: it disguises the real host")
     if not validators.url(url):
         raise InvalidInput("the URL is not valid")
     return url
 
 
-def check_not_self(url: str, own_host: str) -> str:
-    """Refuse a URL on this service's own host: a short link to a short link can loop."""
-    if (urlsplit(url).hostname or "").lower() == own_host.lower():
+def check_not_self(url: str, base_url: HttpUrl) -> str:
+    """Refuse a URL that leads back to this service, however its host is spelled: a loop.
+
+    The service's own host (any case, a trailing dot, any spelling of its IP address) is refused
+    on every port. When the service itself runs on a loopback or unspecified address, every such
+    address (127.0.0.0/8, ::1, 0.0.0.0, ::, their IPv4-mapped forms, localhost) on its port is it too.
+    """
+    parts = urlsplit(url)
+    host = _canonical_host(parts.hostname or "")
+    own = _canonical_host(base_url.host or "")
+    if host == own or (_is_local(own) and _is_local(host) and _port(parts.scheme, parts.port) == base_url.port):
         raise InvalidInput("a URL that points back at this service would loop")
     return url
+
+
+def _canonical_host(host: str) -> str:
+    """One spelling per host: lower case, no trailing dot, an IP address in its standard form."""
+    host = host.lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if not _IPV4_LIKE.fullmatch(host):
+            return host
+        try:  # the forms inet_aton (and browsers) accept: 127.1, 0x7f.0.0.1, 2130706433
+            address = ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return host
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
+
+
+def _is_local(host: str) -> bool:
+    """A loopback or unspecified address, or a name that always resolves to loopback (RFC 6761)."""
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_unspecified
+
+
+def _port(scheme: str, port: int | None) -> int:
+    return port if port is not None else (443 if scheme.lower() == "https" else 80)

@@ -1,9 +1,13 @@
 """Helpers the tests share: required-or-skip, free ports, a real uvicorn server."""
 
+import contextlib
+import json
 import os
+import re
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -87,14 +91,13 @@ class Server:
 
 @contextmanager
 def uvicorn_server(env: dict[str, str], log: Path, *extra: str, port: int | None = None) -> Iterator[Server]:
-    """`uvicorn shortener_app.main:app` in a child process on a (free) loopback port."""
+    """The server as the image starts it (`python -m shortener_app`), in a child process on a loopback port."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     command = [
         sys.executable,
         "-m",
-        "uvicorn",
-        "shortener_app.main:app",
+        "shortener_app",
         "--host",
         "127.0.0.1",
         "--port",
@@ -146,3 +149,100 @@ def with_code_change(source: Path, folder: Path) -> Path:
     with (edited / "shortener_app" / "routes.py").open("a") as routes:
         routes.write(f"\n# a code-only change {uuid.uuid4()}\n")
     return edited
+
+
+# --- Faults: the image's server flags, a lock held by another process, a process's memory ---
+
+
+def image_server_flags(dockerfile: str = "Dockerfile.slim") -> list[str]:
+    """The uvicorn flags of the image's CMD, minus --host and --port: run locally as in the image."""
+    text = (ROOT / dockerfile).read_text().replace("\\\n", " ")
+    line = next(line for line in text.splitlines() if line.startswith("CMD ["))
+    command = json.loads(line.removeprefix("CMD "))
+    flags, rest = [], command[next(i for i, word in enumerate(command) if word.startswith("--")) :]
+    while rest:
+        flag, *rest = rest
+        if flag in ("--host", "--port"):
+            rest = rest[1:]
+        else:
+            flags.append(flag)
+    return flags
+
+
+class SqliteLock:
+    """BEGIN EXCLUSIVE on a SQLite file, held by another process until `release()`."""
+
+    def __init__(self, db: Path) -> None:
+        script = (
+            "import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)\n"
+            "c.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.readline()\n"
+            "c.execute('ROLLBACK')\n"
+        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", script, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "locked"
+
+    def release(self) -> None:
+        if self.process.poll() is None:
+            assert self.process.stdin is not None
+            self.process.stdin.write("\n")
+            self.process.stdin.flush()
+            self.process.wait(timeout=10)
+
+    def __enter__(self) -> "SqliteLock":
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory now."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024  # type: ignore[union-attr]
+
+
+def sqlite_clicks(db: Path, key: str) -> int:
+    with sqlite3.connect(db) as connection:
+        (clicks,) = connection.execute("SELECT clicks FROM short_urls WHERE key = ?", (key,)).fetchone()
+    connection.close()
+    return int(clicks)
+
+
+@contextmanager
+def small_tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted on `folder` (root only); skips, or fails with REQUIRE_TMPFS=1, where it cannot."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True, text=True
+    )
+    if mounted.returncode != 0:
+        unavailable(f"cannot mount a tmpfs (needs root): {mounted.stderr.strip()[:200]}", "REQUIRE_TMPFS")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def fill_disk(folder: Path) -> Path:
+    """Write a file into `folder` until its file system is full; return it (delete it to free the space)."""
+    filler = folder / "filler"
+    with filler.open("wb", buffering=0) as sink:
+        for size in (1 << 20, 1 << 12, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    sink.write(b"\0" * size)
+    return filler
+
+
+def note(text: str) -> None:
+    """A measurement worth reading in the run's output: `pytest -o log_cli=true --log-cli-level=INFO`."""
+    import logging
+
+    logging.getLogger("tests.numbers").info(text)

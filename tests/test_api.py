@@ -248,21 +248,62 @@ def test_a_large_body_without_content_length_is_413(client: TestClient) -> None:
 def test_health_is_ok_when_the_database_answers(client: TestClient) -> None:
     response = client.get("/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    assert response.json() == {"status": "ok", "database": "ok", "clicks_waiting": 0}
 
 
 def test_health_is_503_when_the_database_does_not_answer(settings: Settings) -> None:
-    from shortener_app.database import make_engine, make_session_factory
+    from shortener_app.health import HealthProbe
 
     with TestClient(create_app(settings)) as client:
         runtime = client.app.state.runtime
         # A real database nobody listens for: port 1 on loopback refuses connections.
-        dead = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
-        runtime.sessions = make_session_factory(dead)
+        runtime.health = HealthProbe("postgresql+psycopg://nobody@127.0.0.1:1/none")
         response = client.get("/health")
-        dead.dispose()
     assert response.status_code == 503
-    assert response.json() == {"status": "unavailable", "database": "unreachable"}
+    assert response.headers["retry-after"] == "5"
+    assert response.json() == {"status": "unavailable", "database": "failing", "clicks_waiting": 0}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"), [("POST", "/url"), ("GET", "/nokey12"), ("GET", "/admin/x"), ("DELETE", "/admin/x")]
+)
+def test_a_database_error_on_any_route_is_a_json_503_with_retry_after(
+    settings: Settings, method: str, path: str
+) -> None:
+    from shortener_app.database import make_engine, make_session_factory
+
+    with TestClient(create_app(settings), follow_redirects=False) as client:
+        runtime = client.app.state.runtime
+        live = (runtime.engine, runtime.sessions)
+        # A real database nobody listens for: port 1 on loopback refuses connections.
+        dead = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1")
+        runtime.engine, runtime.sessions = dead, make_session_factory(dead)
+        try:
+            response = client.request(method, path, json={"target_url": TARGET} if method == "POST" else None)
+        finally:
+            runtime.engine, runtime.sessions = live
+            dead.dispose()
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json() == {"detail": "the database cannot serve this request right now; try again later"}
+
+
+def test_health_says_missing_when_the_sqlite_file_is_deleted(tmp_path: Path) -> None:
+    db = tmp_path / "shortener.db"
+    with TestClient(create_app(Settings(db_url=f"sqlite:///{db}", base_url=BASE_URL))) as client:
+        db.unlink()
+        response = client.get("/health")
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "database": "missing", "clicks_waiting": 0}
+
+
+def test_the_openapi_schema_documents_the_503_of_every_database_route(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, method in [("/url", "post"), ("/admin/{secret}", "get"), ("/admin/{secret}", "delete"),
+                         ("/{key}", "get"), ("/health", "get")]:  # fmt: skip
+        assert "503" in paths[path][method]["responses"], f"{method.upper()} {path}"
+    health = client.get("/openapi.json").json()["components"]["schemas"]["Health"]
+    assert set(health["properties"]) == {"status", "database", "clicks_waiting"}
 
 
 def test_demo_page_and_api_docs_are_served(client: TestClient) -> None:

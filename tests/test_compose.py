@@ -126,5 +126,5 @@ def test_the_postgres_profile_runs_where_its_image_is_available(stack: tuple[str
            "SHORTENER_DB_URL": "postgresql+psycopg://shortener:test-only@postgres:5432/shortener"}  # fmt: skip
     compose("up", "-d", "--build", "--wait", env=env, project=project)
     with httpx.Client(base_url=url) as client:
-        assert client.get("/health").json() == {"status": "ok", "database": "ok"}
+        assert client.get("/health").json() == {"status": "ok", "database": "ok", "clicks_waiting": 0}
         assert client.post("/url", json={"target_url": "https://example.com/pg"}).status_code == 201

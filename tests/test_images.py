@@ -30,7 +30,7 @@ def test_the_whole_api_works_in_a_hardened_container(platform_image: PlatformIma
         running(platform_image.tag, seconds=STARTUP_SECONDS[platform_image.emulated]) as container,
         httpx.Client(base_url=container.url, timeout=30) as client,
     ):
-        assert client.get("/health").json() == {"status": "ok", "database": "ok"}
+        assert client.get("/health").json() == {"status": "ok", "database": "ok", "clicks_waiting": 0}
         assert "<form" in client.get("/").text
         link = client.post("/url", json={"target_url": "https://example.com/"}).json()
         admin = link["admin_url"].removeprefix("http://localhost:8000")

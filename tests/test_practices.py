@@ -37,7 +37,8 @@ MUTANTS = {
     "bytecode compiled at build": ({"RUN env -u PYTHONDONTWRITEBYTECODE python": "RUN true || python"},
                                    "byte-compiled"),
     "exec-form CMD": ({'CMD ["python", "-m", "shortener_app", "--host", "0.0.0.0", "--port", "8000", \\\n'
-                       '     "--timeout-graceful-shutdown", "5", "--no-server-header"]':
+                       '     "--http", "shortener_app.protocol:LimitedHttpTools", "--timeout-graceful-shutdown", "5", '
+                       '"--no-server-header"]':
                        "CMD python -m shortener_app --host 0.0.0.0 --port 8000"}, "Metadata Test"),
 }  # fmt: skip
 

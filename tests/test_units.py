@@ -1,6 +1,7 @@
 """The small parts whose failure modes the API tests cannot reach."""
 
 import asyncio
+import threading
 from collections.abc import Mapping
 
 import pytest
@@ -15,7 +16,7 @@ def test_a_batch_that_fails_to_write_is_kept_for_the_next_flush() -> None:
     written: list[dict[str, int]] = []
     failures = [RuntimeError("database is locked")]
 
-    def write(batch: Mapping[str, int]) -> None:
+    def write(batch: Mapping[str, int], _lock_wait: float | None) -> None:
         if failures:
             raise failures.pop()
         written.append(dict(batch))
@@ -38,7 +39,7 @@ def test_a_batch_that_fails_to_write_is_kept_for_the_next_flush() -> None:
 def test_the_flush_timer_survives_a_failed_write() -> None:
     calls: list[int] = []
 
-    def write(batch: Mapping[str, int]) -> None:
+    def write(batch: Mapping[str, int], _lock_wait: float | None) -> None:
         calls.append(sum(batch.values()))
         if len(calls) == 1:
             raise OSError("disk full")
@@ -55,6 +56,99 @@ def test_the_flush_timer_survives_a_failed_write() -> None:
 
     asyncio.run(scenario())
     assert calls[:2] == [1, 1], "the failed click was not written at the next tick"
+
+
+class SlowDatabase:
+    """A click writer whose writes block in their thread until released, then commit or fail."""
+
+    def __init__(self, *outcomes: Exception | None) -> None:
+        self.outcomes = list(outcomes)  # one per write, in order; None commits
+        self.release = threading.Event()
+        self.started = threading.Event()
+        self.committed = 0
+
+    def write(self, batch: Mapping[str, int], _lock_wait: float | None = None) -> None:
+        self.started.set()
+        self.release.wait(5)
+        outcome = self.outcomes.pop(0) if self.outcomes else None
+        if outcome is not None:
+            raise outcome
+        self.committed += sum(batch.values())
+
+
+async def _cancel_a_flush_mid_write(clicks: ClickBuffer, database: SlowDatabase) -> None:
+    """As at stop: the flush timer is cancelled while its write runs in a thread, which goes on."""
+    flushing = asyncio.create_task(clicks.flush())
+    await asyncio.to_thread(database.started.wait, 5)
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    database.release.set()
+
+
+def test_a_write_still_running_when_its_flush_is_cancelled_is_counted_once() -> None:
+    database = SlowDatabase(None)
+
+    async def scenario() -> int:
+        clicks = ClickBuffer(database.write)
+        for _ in range(500):
+            clicks.add("a")
+        await _cancel_a_flush_mid_write(clicks, database)
+        clicks.add("a")
+        await clicks.flush()  # as the final flush at stop does
+        return clicks.pending
+
+    assert asyncio.run(scenario()) == 0
+    assert database.committed == 501, "the cancelled batch was written twice (or not at all)"
+
+
+def test_a_write_that_fails_after_its_flush_is_cancelled_is_written_at_stop() -> None:
+    database = SlowDatabase(OSError("database or disk is full"), None)
+
+    async def scenario() -> int:
+        clicks = ClickBuffer(database.write)
+        for _ in range(500):
+            clicks.add("a")
+        await _cancel_a_flush_mid_write(clicks, database)
+        return await clicks.drain(within=5, attempt_timeout=1)
+
+    assert asyncio.run(scenario()) == 0
+    assert database.committed == 500
+
+
+def test_a_failing_final_write_is_retried_until_it_succeeds() -> None:
+    failures = [OSError("database is locked")] * 3
+    written: list[int] = []
+
+    def write(batch: Mapping[str, int], _lock_wait: float | None) -> None:
+        if failures:
+            raise failures.pop()
+        written.append(sum(batch.values()))
+
+    async def scenario() -> int:
+        clicks = ClickBuffer(write)
+        for _ in range(7):
+            clicks.add("k")
+        return await clicks.drain(within=5, attempt_timeout=1)
+
+    assert asyncio.run(scenario()) == 0
+    assert written == [7]
+
+
+def test_clicks_that_cannot_be_written_at_stop_are_logged_as_lost_with_their_number(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def write(_batch: Mapping[str, int], _lock_wait: float | None) -> None:
+        raise OSError("database or disk is full")
+
+    async def scenario() -> int:
+        clicks = ClickBuffer(write)
+        for key in ("a", "b", "b"):
+            clicks.add(key)
+        return await clicks.drain(within=0.6, attempt_timeout=0.1)
+
+    assert asyncio.run(scenario()) == 3
+    assert "LOST 3 clicks at stop" in caplog.text
 
 
 def test_cache_forgets_after_its_ttl_and_evicts_the_least_recently_used(monkeypatch: pytest.MonkeyPatch) -> None:
