@@ -1,7 +1,6 @@
 """The app under a real uvicorn: concurrency, graceful shutdown, and what reaches the logs."""
 
 import asyncio
-import signal
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, HTTPServer
