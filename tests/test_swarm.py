@@ -216,6 +216,7 @@ def test_three_replicas_survive_a_crash_and_a_rollout_under_load_and_count_every
     images = docker("service", "ps", "--filter", "desired-state=running", "--format", "{{.Image}}",
                     f"{stack.name}_app").split()  # fmt: skip
 
+    memory = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", *stack.app_containers()).splitlines()
     time.sleep(3)  # every replica flushes its clicks each second
     clicks = stack.clicks()
     report = {
@@ -225,6 +226,7 @@ def test_three_replicas_survive_a_crash_and_a_rollout_under_load_and_count_every
                                       "clicks": clicks[keys[1]], "lost clicks": crashed.redirects - clicks[keys[1]]},
         "rollout v1 -> v2": {"answered": updated.redirects, "failed": updated.failed, "clicks": clicks[keys[2]],
                              "seconds": round(rolled_in, 1)},
+        "memory of each replica after the load": [usage.split(" / ")[0] for usage in memory],
         "throughput phases": {"answered": one.redirects + three.redirects, "clicks": clicks[keys[0]]},
         "errors": {"crash": crashed.__dict__, "rollout": updated.__dict__},
     }  # fmt: skip
