@@ -164,7 +164,10 @@ def stack(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
         yield stack
     finally:
         for key, value in saved.items():
-            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
         if swarm_state() != "inactive":
             docker("stack", "rm", name, check=False)
             docker("swarm", "leave", "--force", check=False)
