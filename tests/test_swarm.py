@@ -142,7 +142,8 @@ def stack(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     if debian is None:
         unavailable(f"none of {DEBIAN} is here: scripts/make-standin-base imports the last", "REQUIRE_DOCKER")
     if swarm_state() != "inactive":
-        pytest.skip(f"this engine is already in a swarm ({swarm_state()}): not ours to change or leave")
+        unavailable(f"this engine is already in a swarm ({swarm_state()}): not ours to change or leave",
+                    "REQUIRE_DOCKER")  # fmt: skip
     unique = uuid.uuid4().hex[:8]
     name, tag = f"scaleout{unique}", f"scaleout-swarm-{unique}"
     images = {"v1": f"{tag}:v1", "v2": f"{tag}:v2", "lb": f"{tag}:lb"}
