@@ -1,5 +1,6 @@
 """compose.yaml: valid, safe by default, and keeping its data across down/up until `down -v`."""
 
+import os
 import shutil
 import subprocess
 import uuid
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from .docker_support import base_available, docker, present_or_pulled
-from .support import ROOT, free_port, unavailable
+from .support import ROOT, free_port, unavailable, working_copy
 
 pytestmark = pytest.mark.docker
 
@@ -23,9 +24,9 @@ def require_compose() -> None:
         unavailable("docker compose is not installed (scripts/install-docker-tools)", "REQUIRE_DOCKER")
 
 
-def compose(*args: str, env: dict[str, str] | None = None, project: str | None = None) -> str:
+def compose(*args: str, env: dict[str, str] | None = None, project: str | None = None, cwd: Path = ROOT) -> str:
     command = ["docker", "compose", *(["-p", project] if project else []), *args]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600, check=False)
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=600, check=False)
     assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
     return result.stdout
 
@@ -57,7 +58,7 @@ def test_postgres_env_example_switches_the_app_to_postgres(tmp_path: Path) -> No
     )
     rendered = compose("--env-file", str(env_file), "config")
     assert "DB_URL: postgresql+psycopg://shortener:pw1@postgres:5432/shortener" in rendered
-    assert "image: postgres:17-alpine" in rendered, "the postgres profile was not switched on"
+    assert "image: postgres:17-trixie" in rendered, "the postgres profile was not switched on"
     assert 'WITH_POSTGRES: "1"' in rendered, "the app image would be built without PostgreSQL's driver"
     assert "pw1" not in (ROOT / "compose.yaml").read_text()
 
@@ -116,15 +117,62 @@ def test_the_demo_page_works_through_the_compose_stack(stack: tuple[str, str, di
     assert seen["landed"] == "Landed"
 
 
-def test_the_postgres_profile_runs_where_its_image_is_available(stack: tuple[str, str, dict[str, str]]) -> None:
-    if not present_or_pulled("postgres:17-alpine"):
-        pytest.skip("postgres:17-alpine is not local and no registry answers (the app's PostgreSQL path is "
-                    "tested against Debian's PostgreSQL in test_api.py, and the image's driver in "
-                    "test_images.py)")  # fmt: skip
-    project, url, env = stack
-    env = {**env, "COMPOSE_PROFILES": "postgres", "POSTGRES_PASSWORD": "test-only", "WITH_POSTGRES": "1",
-           "SHORTENER_DB_URL": "postgresql+psycopg://shortener:test-only@postgres:5432/shortener"}  # fmt: skip
-    compose("up", "-d", "--build", "--wait", env=env, project=project)
+POSTGRES_IMAGE = "postgres:17-trixie"
+
+
+@pytest.fixture
+def postgres_demo(tmp_path: Path, docker_engine: None) -> Iterator[tuple[Path, str, dict[str, str]]]:
+    """A copy of the repository with the README's `.env` (postgres.env.example and a password).
+
+    The copy gets a compose.override.yaml (compose reads it by itself) that only renames the app's
+    image, so the build never replaces anyone's shortener:slim; the port is a free one.
+    """
+    require_compose()
+    if reason := base_available("slim"):
+        pytest.skip(reason)
+    if not present_or_pulled(POSTGRES_IMAGE):
+        unavailable(f"{POSTGRES_IMAGE} is not local and no registry answers: scripts/make-standin-postgres "
+                    "builds a stand-in from Debian's postgresql-17", "REQUIRE_DOCKER")  # fmt: skip
+    unique = uuid.uuid4().hex[:8]
+    project, image, port = f"shortener-test-pg-{unique}", f"shortener-test-pg-{unique}:slim", free_port()
+    repo = working_copy(tmp_path / "repo", {"compose.override.yaml": f"services:\n  app:\n    image: {image}\n"})
+    password = uuid.uuid4().hex
+    shutil.copy(repo / "postgres.env.example", repo / ".env")
+    dot_env = repo / ".env"
+    dot_env.write_text(dot_env.read_text().replace("POSTGRES_PASSWORD=\n", f"POSTGRES_PASSWORD={password}\n"))
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("COMPOSE_PROFILES", "WITH_POSTGRES", "POSTGRES_PASSWORD", "SHORTENER_DB_URL")}  # fmt: skip
+    env |= {"PORT": str(port), "COMPOSE_PROJECT_NAME": project}
+    try:
+        yield repo, f"http://127.0.0.1:{port}", env
+    finally:
+        subprocess.run(["docker", "compose", "down", "-v", "--remove-orphans"], cwd=repo, capture_output=True,
+                       env=env, check=False)  # fmt: skip
+        docker("image", "rm", image, check=False)
+
+
+def test_the_postgres_profile_from_the_env_example_runs_the_app_on_postgres_and_keeps_its_data(
+    postgres_demo: tuple[Path, str, dict[str, str]],
+) -> None:
+    repo, url, env = postgres_demo
+    compose("up", "-d", "--build", "--wait", env=env, cwd=repo)
+    services = compose("ps", "--format", "{{.Service}}", env=env, cwd=repo).split()
+    assert sorted(services) == ["app", "postgres"], f"the postgres profile did not start both services: {services}"
     with httpx.Client(base_url=url) as client:
         assert client.get("/health").json() == {"status": "ok", "database": "ok", "clicks_waiting": 0}
-        assert client.post("/url", json={"target_url": "https://example.com/pg"}).status_code == 201
+        link = client.post("/url", json={"target_url": "https://example.com/pg"}).json()
+        assert client.get(f"/{link['key']}").status_code == 307
+        admin = "/admin/" + link["admin_url"].rsplit("/admin/", 1)[1]
+        assert client.get(admin).json()["clicks"] == 1
+    stored = compose("exec", "-T", "postgres", "psql", "-U", "shortener", "-d", "shortener", "-tAc",
+                     "SELECT key || ' ' || clicks FROM short_urls", env=env, cwd=repo)  # fmt: skip
+    assert stored.split() == [link["key"], "1"], f"the link is not in PostgreSQL: {stored!r}"
+    postgres = compose("ps", "-q", "postgres", env=env, cwd=repo).strip()
+    assert docker("exec", postgres, "ps", "-o", "user=", "-p", "1").strip() == "postgres", "the server runs as root"
+    assert docker("exec", postgres, "id", "-u", "postgres").strip() == "999"
+
+    compose("down", env=env, cwd=repo)
+    compose("up", "-d", "--wait", env=env, cwd=repo)
+    with httpx.Client(base_url=url) as client:
+        assert client.get(admin).json()["clicks"] == 1, "the data in PostgreSQL did not survive down + up"
+        assert client.get(f"/{link['key']}").status_code == 307
