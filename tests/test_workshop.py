@@ -97,10 +97,12 @@ def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=COMMAND_SECONDS)  # fmt: skip
 
 
-def names_on_pages(flag: str) -> set[str]:
-    """Container (--name) or named-volume (-v NAME:/) names the pages create, for the cleanup."""
-    pattern = r"--name (\S+)" if flag == "name" else r"-v ([\w.-]+):/"
-    return {name for page in pages.PAGES for name in re.findall(pattern, page.read_text())}
+CREATED = {"container": r"--name (\S+)", "volume": r"-v ([\w.-]+):/", "image": r"-t (workshop:\S+)"}
+
+
+def names_on_pages(kind: str) -> set[str]:
+    """The containers, named volumes or images the pages create, for the cleanup."""
+    return {name for page in pages.PAGES for name in re.findall(CREATED[kind], page.read_text())}
 
 
 @pytest.fixture(scope="module")
@@ -109,12 +111,14 @@ def clone(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Iter
     try:
         yield folder
     finally:
-        for name in names_on_pages("name"):
+        for name in names_on_pages("container"):
             subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
         subprocess.run(["docker", "compose", "-p", "workshop", "down", "-v"], cwd=folder, capture_output=True,
                        check=False)  # fmt: skip
         for name in names_on_pages("volume"):
             subprocess.run(["docker", "volume", "rm", "-f", name], capture_output=True, check=False)
+        # BuildKit keeps its cache apart from the images: the next run still builds from cache.
+        subprocess.run(["docker", "image", "rm", *sorted(names_on_pages("image"))], capture_output=True, check=False)
 
 
 @contextmanager
