@@ -34,6 +34,7 @@ SECTIONS = ("## Goal", "## The change", "## Do it", "## Break it", "## Recap")
 # Lines a shown output may differ in from run to run: BuildKit's "#12 " and "#12 0.345 " prefixes.
 VOLATILE = re.compile(r"^#\d+ (\d+\.\d+ )?")
 COMMAND_SECONDS = 300
+HINTS = {"python:3.13": "without a registry, docs/workshop/make-standin-full builds a labelled stand-in"}
 # Variables compose.yaml reads: the pages run with its defaults, whatever the caller's shell has.
 COMPOSE_SETTINGS = {
     "PORT",
@@ -143,7 +144,9 @@ def test_every_command_on_the_page_prints_what_the_page_shows(name: str, clone: 
     with port_8000("docker compose" in text):
         skipped = run_page(name, text, clone)
     if skipped:
-        pytest.skip(f"every other command ran as shown; not here, so not run: the blocks needing {skipped}")
+        skipped = sorted(set(skipped))
+        hints = "".join(f" ({HINTS[image]})" for image in skipped if image in HINTS)
+        pytest.skip(f"every other command ran as shown; not here, so not run: the blocks needing {skipped}{hints}")
 
 
 def run_page(name: str, text: str, clone: Path) -> list[str]:

@@ -58,7 +58,8 @@ def main() -> None:
                 continue
             base = base_of(ROOT / after)
             if not present_or_pulled(base):
-                rows.append(f"| {name} | not measured: {base} is not available here | | |")
+                hint = " (docs/workshop/make-standin-full builds a stand-in)" if base == "python:3.13" else ""
+                rows.append(f"| {name} | not measured: {base} is not available here{hint} | | |")
                 continue
             bases.add(base)
             tag = f"workshop-measure:{name}"
