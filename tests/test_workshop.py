@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from .docker_support import present_or_pulled
-from .support import ROOT, working_copy
+from .support import ROOT, tool, working_copy
 
 _spec = importlib.util.spec_from_file_location("workshop_pages", ROOT / "docs" / "workshop" / "pages.py")
 assert _spec and _spec.loader
@@ -208,3 +208,23 @@ def test_steps_1_and_2_bring_their_own_ignore_file_and_later_steps_use_the_root_
         assert own == (name < "03"), f"{name}: Dockerfile.dockerignore {'missing' if name < '03' else 'present'}"
     guide = "\n".join(path.read_text() for path in (ROOT / "docs" / "workshop").rglob("*.md"))
     assert "mv .dockerignore" not in guide, "attendees must not have to move the repository's .dockerignore"
+
+
+def hadolint_findings(dockerfile: Path) -> set[str]:
+    """The rules hadolint (with the repository's .hadolint.yaml) says the Dockerfile breaks."""
+    result = subprocess.run([tool("hadolint"), "--no-color", "--no-fail", str(dockerfile)], cwd=ROOT,
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    return set(re.findall(r" (DL\d+|SC\d+) ", result.stdout))
+
+
+def test_hadolint_finds_less_at_every_step_and_nothing_from_step_12() -> None:
+    """The steps fix what the linter flags, one practice at a time, and never bring a finding back."""
+    before: set[str] | None = None
+    for name in PAGE_NAMES:
+        dockerfile = STEPS / name / "Dockerfile"
+        if not dockerfile.exists():
+            continue
+        findings = hadolint_findings(dockerfile)
+        assert before is None or findings <= before, f"{name} brings back {sorted(findings - before)}"
+        before = findings
+    assert before == set(), f"the last step's Dockerfile still breaks {sorted(before or ())}"
