@@ -36,8 +36,6 @@ def build_seconds(dockerfile: Path, context: Path, tag: str, *, cache: bool) -> 
 
 def base_of(dockerfile: Path) -> str:
     text = dockerfile.read_text()
-    if "${BASE_IMAGE}" in text:  # Dockerfile.slim: the default of its build arguments
-        return "python:3.13-slim"
     return re.search(r"^FROM (\S+)", text, re.M).group(1)  # type: ignore[union-attr]
 
 
