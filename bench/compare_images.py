@@ -195,7 +195,7 @@ def sizes_per_platform() -> list[str]:
         base = standin_for(flavour, target) if contexts else BASES[flavour]
         tag = f"shortener-compare:{flavour}-{target.removeprefix('linux/')}"
         print(f"building {IMAGES[flavour]} for {target} ...", flush=True)
-        build(IMAGES[flavour], tag, target=target, contexts=contexts)
+        build(IMAGES[flavour], tag, platform=target, contexts=contexts)
         try:
             size = int(docker("image", "inspect", "-f", "{{.Size}}", tag))
         finally:
