@@ -7,7 +7,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    """Every knob the service has; each one is documented in the README."""
+    """Every knob the service has; each one is documented in docs/app.md."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 

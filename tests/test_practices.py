@@ -1,4 +1,4 @@
-"""Each practice the README claims, removed one at a time: the structure tests must then fail.
+"""Each practice docs/practices.md claims, removed one at a time: the structure tests must then fail.
 
 This is what makes the structure tests worth trusting: a check that passes on an image built
 without the practice it names proves nothing. The mutants are built from Dockerfile.slim (the
