@@ -11,10 +11,12 @@ ENGINE_PLATFORM = linux/$(shell docker version --format '{{.Server.Arch}}' 2>/de
 PYTEST_ARGS ?=
 # uv resolves the locks for every platform at once (--universal) on the images' Python, whatever Python
 # runs it, so any host with the dev venv re-pins them and gets the same bytes. It reads neither pip.conf
-# nor PIP_*; --no-config keeps uv.toml files out, and the variables unset here would add local wheel
-# folders or extra indexes: the hashes come from the index alone (UV_DEFAULT_INDEX may name a mirror).
-LOCK := env -u UV_FIND_LINKS -u UV_INDEX -u UV_EXTRA_INDEX_URL $(BIN)/uv --no-config pip compile --quiet \
-  --universal --custom-compile-command "make requirements"
+# nor PIP_*; UV_NO_CONFIG keeps uv.toml files out, and the variables unset here would add local wheel
+# folders or extra indexes (the hashes come from the index alone; UV_DEFAULT_INDEX may name a mirror)
+# or rewrite the header. The header keeps uv's own `uv pip compile ... --universal` line: Dependabot
+# reads it to re-pin with uv, the same way.
+LOCK := env -u UV_FIND_LINKS -u UV_INDEX -u UV_EXTRA_INDEX_URL -u UV_CUSTOM_COMPILE_COMMAND UV_NO_CONFIG=1 \
+  $(BIN)/uv pip compile --quiet --universal
 # The production locks are for the images' Python (the base's tag), the dev lock for pyproject's
 # requires-python and up: markers differ between versions.
 IMAGE_PYTHON := $(shell sed -n 's/^FROM python:\([0-9.]*\)-slim.*/\1/p' Dockerfile.slim | head -n 1)
