@@ -9,14 +9,18 @@ IMAGE ?= shortener
 # container-structure-test assumes linux/amd64 unless told; the images are built for the engine's own.
 ENGINE_PLATFORM = linux/$(shell docker version --format '{{.Server.Arch}}' 2>/dev/null)
 PYTEST_ARGS ?=
-# The production locks are resolved on the images' Python (markers differ between versions);
-# point LOCK_PYTHON at a python3.13 if that name is not on PATH.
-LOCK_PYTHON ?= python3.13
-LOCK_VENV := .venv-lock
-# pip-compile reads hashes from the index itself, not from local wheel folders a machine may configure.
-PIN_ENV := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null
-PIN := $(PIN_ENV) $(BIN)/pip-compile
-PIN_LOCK := $(PIN_ENV) $(LOCK_VENV)/bin/pip-compile
+# uv resolves the locks for every platform at once (--universal) on the images' Python, whatever Python
+# runs it, so any host with the dev venv re-pins them and gets the same bytes. It reads neither pip.conf
+# nor PIP_*; UV_NO_CONFIG keeps uv.toml files out, and the variables unset here would add local wheel
+# folders or extra indexes (the hashes come from the index alone; UV_DEFAULT_INDEX may name a mirror)
+# or rewrite the header. The header keeps uv's own `uv pip compile ... --universal` line: Dependabot
+# reads it to re-pin with uv, the same way.
+LOCK := env -u UV_FIND_LINKS -u UV_INDEX -u UV_EXTRA_INDEX_URL -u UV_CUSTOM_COMPILE_COMMAND UV_NO_CONFIG=1 \
+  $(BIN)/uv pip compile --quiet --universal
+# The production locks are for the images' Python (the base's tag), the dev lock for pyproject's
+# requires-python and up: markers differ between versions.
+IMAGE_PYTHON := $(shell sed -n 's/^FROM python:\([0-9.]*\)-slim.*/\1/p' Dockerfile.slim | head -n 1)
+DEV_PYTHON := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"$$/\1/p' pyproject.toml)
 
 .DEFAULT_GOAL := help
 .PHONY: help test test-app run images structure-test lint bench compare workshop requirements clean node-tools
@@ -75,16 +79,11 @@ workshop: $(STAMP) ## Build every workshop step and write its size and build tim
 	$(BIN)/python docs/workshop/measure.py
 
 requirements: $(STAMP) ## Re-pin requirements*.txt from requirements*.in (hashes for every platform)
-	test -x $(LOCK_VENV)/bin/pip-compile || { $(LOCK_PYTHON) -m venv $(LOCK_VENV) \
-	  && $(LOCK_VENV)/bin/python -m pip install -q pip-tools; }
-	$(PIN_LOCK) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
-	  --no-emit-index-url -o requirements.txt requirements.in
-	$(PIN_LOCK) -q --generate-hashes --allow-unsafe --strip-extras --no-emit-find-links \
-	  --no-emit-index-url -o requirements-postgres.txt requirements-postgres.in
-	$(PIN) -q --allow-unsafe --strip-extras --no-emit-find-links --no-emit-index-url \
-	  -o requirements-dev.txt requirements-dev.in
+	$(LOCK) --python-version $(IMAGE_PYTHON) --generate-hashes -o requirements.txt requirements.in
+	$(LOCK) --python-version $(IMAGE_PYTHON) --generate-hashes -o requirements-postgres.txt requirements-postgres.in
+	$(LOCK) --python-version $(DEV_PYTHON) -o requirements-dev.txt requirements-dev.in
 
 clean: ## Remove the venv, caches, local databases and the images built here
-	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .ruff_cache .coverage htmlcov node_modules *.db *.db-shm *.db-wal
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov node_modules *.db *.db-shm *.db-wal
 	find . -name __pycache__ -prune -exec rm -rf {} +
 	-docker image rm -f $(IMAGE):slim $(IMAGE):alpine shortener-test:slim shortener-test:alpine 2>/dev/null

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.markers import Marker
 from packaging.tags import compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
@@ -71,14 +72,24 @@ class Pin:
     hashes: frozenset[str]
 
 
-def pins() -> list[Pin]:
-    """The production locks, as pip-compile writes them: `name==version \\` then `--hash=sha256:...` lines."""
+def marker_environment(platform: str) -> dict[str, str]:
+    """What environment markers see in the image of that platform (the locks are resolved for all)."""
+    arch = platform.split("-")[1]
+    return {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix", "platform_machine": arch,
+            "implementation_name": "cpython", "platform_python_implementation": "CPython",
+            "python_version": python_version(), "python_full_version": f"{python_version()}.0"}  # fmt: skip
+
+
+def pins(platform: str) -> list[Pin]:
+    """The pins of the production locks that apply on `platform`, as `make requirements` writes them:
+    `name==version [; marker] \\` then `--hash=sha256:...` lines (a universal lock also names, say,
+    Windows-only packages, which pip leaves out in the image)."""
     found = []
     for lock in LOCKS:
         text = (ROOT / lock).read_text()
         for block in re.split(r"\n(?=[A-Za-z0-9])", text):
-            head = re.match(r"([A-Za-z0-9._-]+)==([^\s;\\]+)", block)
-            if head:
+            head = re.match(r"([A-Za-z0-9._-]+)==([^\s;\\]+)(?:\s*;\s*([^\\\n]+?))?\s*(?:\\|\n|$)", block)
+            if head and (head[3] is None or Marker(head[3]).evaluate(marker_environment(platform))):
                 hashes = frozenset(re.findall(r"--hash=sha256:([0-9a-f]{64})", block))
                 found.append(Pin(canonicalize_name(head[1]), head[2], hashes))
     return found
@@ -113,7 +124,7 @@ def wheelhouse(request: pytest.FixtureRequest) -> Wheelhouse:
     version = tuple(int(part) for part in python_version().split("."))
     supported = {*cpython_tags(version, platforms=tags), *compatible_tags(version, f"cp{version[0]}{version[1]}", tags)}
     wheels: dict[Pin, Path] = {}
-    for pin in pins():
+    for pin in pins(platform):
         candidates = [
             path
             for path in folder.glob("*.whl")
@@ -128,7 +139,7 @@ def wheelhouse(request: pytest.FixtureRequest) -> Wheelhouse:
 
 
 def test_every_pin_has_a_wheel_for_every_platform(wheelhouse: Wheelhouse) -> None:
-    missing = [f"{pin.name}=={pin.version}" for pin in pins() if pin not in wheelhouse.wheels]
+    missing = [f"{pin.name}=={pin.version}" for pin in pins(wheelhouse.platform) if pin not in wheelhouse.wheels]
     assert not missing, f"{wheelhouse.platform}: no wheel for {missing}: the image build would fail there"
 
 
