@@ -24,7 +24,7 @@ from .support import ROOT, unavailable
 
 BASE = ROOT / "deploy" / "kubernetes"
 # checkov pins packaging==23.2 (and so an older pytest, build and wheel) against our dev lock, and
-# without its own pin pip-compile falls back to a two-year-old checkov: it gets a venv of its own.
+# without its own pin pip-compile fell back to a two-year-old checkov: it gets a venv of its own.
 CHECKOV = "checkov==3.3.30"
 CHECKOV_VENV = ROOT / ".venv" / "checkov"
 
