@@ -2,6 +2,7 @@
 
 import functools
 import json
+import re
 import shutil
 import subprocess
 import time
@@ -18,6 +19,13 @@ BASES = {"slim": "python:3.13-slim", "alpine": "python:3.13-alpine"}
 STANDIN_LABEL = "io.github.shortener.standin"
 MINIMUM_ENGINE = 25
 HARDENED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
+
+
+def instructions(dockerfile: str) -> list[str]:
+    """The file's instructions, continuation lines joined and comments dropped."""
+    text = (ROOT / dockerfile).read_text()
+    text = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")))
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
 
 
 def docker(*args: str, check: bool = True, timeout: float = 600, stdin: str | None = None) -> str:

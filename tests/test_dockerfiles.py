@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from .docker_support import IMAGES
+from .docker_support import IMAGES, instructions
 from .support import ROOT, tool
 
 # The only instructions the two files may differ in: the base image (both stages), how the build stage gets
@@ -15,13 +15,6 @@ OS_SPECIFIC = (
     re.compile(r"^RUN (apt-get update && apt-get install|apk add) .*binutils$"),
     re.compile(r"^RUN (groupadd|addgroup) "),
 )
-
-
-def instructions(dockerfile: str) -> list[str]:
-    """The file's instructions, continuation lines joined and comments dropped."""
-    text = (ROOT / dockerfile).read_text()
-    text = re.sub(r"\\\n", " ", "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#")))
-    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
 
 
 @pytest.mark.parametrize("dockerfile", IMAGES.values())

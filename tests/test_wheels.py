@@ -23,6 +23,7 @@ from packaging.markers import Marker
 from packaging.tags import compatible_tags, cpython_tags
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from .docker_support import instructions
 from .support import ROOT, unavailable
 
 LOCKS = ("requirements.txt", "requirements-postgres.txt")
@@ -51,9 +52,8 @@ def platform_tags(platform: str) -> list[str]:
 
 
 def instruction(dockerfile: str, containing: str) -> str:
-    """The one instruction of `dockerfile` that contains `containing`, continuation lines joined."""
-    text = "\n".join(line for line in (ROOT / dockerfile).read_text().splitlines() if not line.lstrip().startswith("#"))
-    found = [line for line in re.sub(r"\\\n", " ", text).splitlines() if containing in line]
+    """The one instruction of `dockerfile` that contains `containing`."""
+    found = [line for line in instructions(dockerfile) if containing in line]
     assert len(found) == 1, f"{dockerfile}: expected one instruction with {containing!r}, found {len(found)}"
     return found[0]
 
