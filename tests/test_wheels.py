@@ -3,8 +3,8 @@
 The images are built here for linux/amd64 and linux/arm64 on Debian (tests/test_images.py), but
 no Alpine base can be had without a registry. So what the images rely on is checked on the wheels
 themselves, for glibc (manylinux: Dockerfile.slim) and musl (musllinux: Dockerfile.alpine), each on
-x86_64 and aarch64: every pin has a wheel, the wheels match the lock's hashes, the Dockerfile's own
-strip step leaves no debug symbols, and every module the bytecode step compiles is there.
+x86_64 and aarch64: every pin has a wheel, the wheels match the lock's hashes, and the Dockerfile's own
+strip step leaves no debug symbols.
 """
 
 import hashlib
@@ -164,9 +164,9 @@ def strip_handles(arch: str) -> bool:
     return {"x86_64": "elf64-x86-64", "aarch64": "elf64-littleaarch64"}[arch] in targets
 
 
-def contract_check(name: str) -> str:
-    """The Python source of one check in tests/structure/contract.yaml (what runs in the image)."""
-    config = yaml.safe_load((ROOT / "tests" / "structure" / "contract.yaml").read_text())
+def practice_check(name: str) -> str:
+    """The Python source of one check in tests/structure/practices.yaml (what runs in the image)."""
+    config = yaml.safe_load((ROOT / "tests" / "structure" / "practices.yaml").read_text())
     [check] = [check for check in config["commandTests"] if check["name"] == name]
     assert check["command"] == "python" and check["args"][0] == "-c"
     return check["args"][1]
@@ -185,28 +185,10 @@ def test_the_dockerfiles_strip_step_leaves_no_debug_symbols(wheelhouse: Wheelhou
     [step] = [part for part in run.split(" && ") if "strip --strip-debug" in part]
     step = step.replace("/opt/venv", str(venv))
     subprocess.run(["sh", "-ec", step], check=True, timeout=300)
-    check = contract_check("no native library carries debug symbols").replace('"/opt/venv"', repr(str(venv)))
+    libraries = [path for path in venv.rglob("*") if path.is_file() and path.open("rb").read(4) == b"\x7fELF"]
+    assert len(libraries) > 5, f"only {len(libraries)} native libraries unpacked from the {wheelhouse.platform} wheels"
+    check = practice_check("no native library carries debug symbols").replace('"/opt/venv"', repr(str(venv)))
     result = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
-    assert result.stdout == "True []\n", (
+    assert result.stdout == "[]\n", (
         f"{dockerfile}'s strip step left debug symbols in {wheelhouse.platform} wheels: {result.stdout}"
-    )
-
-
-def test_every_module_the_bytecode_step_compiles_is_in_the_wheels(wheelhouse: Wheelhouse, tmp_path: Path) -> None:
-    step = instruction(PLATFORMS[wheelhouse.platform], "PYTHONDONTWRITEBYTECODE python -c")
-    modules = [name.strip() for name in re.search(r'"import ([^"]+)"', step)[1].split(",")]
-    site = unpacked(wheelhouse, tmp_path) / "lib" / f"python{python_version()}" / "site-packages"
-    missing = []
-    for module in modules:
-        if module.split(".")[0] in sys.stdlib_module_names:
-            continue
-        path = site.joinpath(*module.split("."))
-        if not (
-            path.with_suffix(".py").is_file()
-            or (path / "__init__.py").is_file()
-            or list(path.parent.glob(f"{path.name}.*.so"))
-        ):
-            missing.append(module)
-    assert len(modules) > 5 and not missing, (
-        f"{wheelhouse.platform}: the bytecode step imports {missing}, not in the wheels"
     )
