@@ -195,21 +195,34 @@ def wait_for_health_status(name: str, seconds: float = 40) -> float:
     raise AssertionError(f"{name} was not reported healthy within {seconds} s")
 
 
-def structure_test(image: str, flavour: str, platform: str | None = None) -> subprocess.CompletedProcess[str]:
-    """The shared contract and the flavour's own container-structure-test config, run on `image`.
+STRUCTURE = ROOT / "tests" / "structure"
+
+
+def practice_configs(flavour: str) -> list[Path]:
+    """The container-structure-test configs any app built from the Dockerfile must pass."""
+    return [STRUCTURE / "practices.yaml", STRUCTURE / f"{flavour}.yaml"]
+
+
+APP_FACTS = STRUCTURE / "shortener.yaml"
+
+
+def structure_test(
+    image: str, flavour: str, platform: str | None = None, *, configs: list[Path] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The practices, the flavour's own config and this app's facts (or just `configs`), run on `image`.
 
     The platform is always named: container-structure-test otherwise assumes linux/amd64.
 
     Each container it starts gets an anonymous volume for VOLUME /data, which it never removes;
     the dangling volumes that appeared during the run are removed afterwards.
     """
-    configs = ["tests/structure/contract.yaml", f"tests/structure/{flavour}.yaml"]
+    configs = configs if configs is not None else [*practice_configs(flavour), APP_FACTS]
     before = set(docker("volume", "ls", "-q").split())
     try:
         return subprocess.run(
             [tool("container-structure-test"), "test", "--no-color", "--image", image,
              "--platform", platform or native_platform(),
-             *(arg for config in configs for arg in ("--config", config))],
+             *(arg for config in configs for arg in ("--config", str(config)))],
             cwd=ROOT, capture_output=True, text=True, check=False, timeout=600,
         )  # fmt: skip
     finally:

@@ -41,7 +41,7 @@ def test_every_step_opens_with_a_comment_that_says_why(dockerfile: str) -> None:
         assert paragraph.lstrip().startswith("#"), f"{dockerfile}: a step without a comment:\n{paragraph}"
 
 
-@pytest.mark.parametrize("flavour", ["contract", *IMAGES])
+@pytest.mark.parametrize("flavour", ["practices", "shortener", *IMAGES])
 def test_structure_configs_exist_for_both_images(flavour: str) -> None:
     config = ROOT / "tests" / "structure" / f"{flavour}.yaml"
     assert config.is_file() and "schemaVersion: 2.0.0" in config.read_text()

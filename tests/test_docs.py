@@ -16,7 +16,7 @@ README = ROOT / "README.md"
 README_LIMIT = 8_000
 TWO_COMMANDS = ["docker compose up --build --wait", "make test"]
 # Names the docs use that come from outside this repository (other tools' settings).
-# A path (`shortener_app/`, `tests/structure/contract.yaml`) or a file name (`config.py`) in a code span.
+# A path (`shortener_app/`, `tests/structure/practices.yaml`) or a file name (`config.py`) in a code span.
 PATH_LIKE = re.compile(r"(?:\.?[\w.*-]+/)+[\w.*-]*|[\w*-]+(?:\.[\w*-]+)*\.(?:py|ya?ml|txt|in|toml|json|md)")
 FROM_ELSEWHERE = {"XDG_CACHE_HOME", "SQLITE_CANTOPEN", "ALL", "DWARF", "OCI", "API", "PEP"}
 

@@ -2,7 +2,9 @@
 
 This is what makes the structure tests worth trusting: a check that passes on an image built
 without the practice it names proves nothing. The mutants are built from Dockerfile.slim (the
-image that can be built everywhere); both Dockerfiles share the contract config.
+image that can be built everywhere). A practice any app keeps must be caught by the practice
+configs alone (tests/structure/practices.yaml and slim.yaml), which docs/own-app.md tells other
+apps to run; only this app's own choices are left to tests/structure/shortener.yaml.
 """
 
 import subprocess
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .docker_support import IMAGES, base_available, build, docker, structure_test
+from .docker_support import APP_FACTS, IMAGES, base_available, build, docker, practice_configs, structure_test
 from .support import ROOT, tool, tracked_files, working_copy
 
 # practice -> ({text in Dockerfile.slim: what replaces it}, the check that must fail)
@@ -33,13 +35,28 @@ MUTANTS = {
                           "no compiler or build tool"),
     "debug symbols stripped": ({"strip --strip-debug": "true"}, "debug symbols"),
     "PostgreSQL driver opt-in": ({"ARG WITH_POSTGRES=\n": "ARG WITH_POSTGRES=1\n"}, "only in images built with"),
-    "bytecode compiled at build": ({"RUN env -u PYTHONDONTWRITEBYTECODE python": "RUN true || python"},
+    "bytecode compiled at build": ({"RUN python -m compileall -q -j 0": "RUN true || python -m compileall"},
                                    "byte-compiled"),
     "exec-form CMD": ({'CMD ["python", "-m", "shortener_app", "--host", "0.0.0.0", "--port", "8000", \\\n'
                        '     "--http", "shortener_app.protocol:LimitedHttpTools", "--timeout-graceful-shutdown", "5", '
                        '"--no-server-header"]':
                        "CMD python -m shortener_app --host 0.0.0.0 --port 8000"}, "Metadata Test"),
 }  # fmt: skip
+# The practices that are this app's own choices, caught by its own facts (shortener.yaml): another
+# app has no PostgreSQL driver to leave out, and its own command line.
+APP_CHOICES = {"PostgreSQL driver opt-in", "exec-form CMD"}
+
+
+def mutate(dockerfile: str, edits: dict[str, str], where: str) -> str:
+    """`dockerfile` with each original text replaced once; a text it no longer holds says what to update."""
+    text = (ROOT / dockerfile).read_text()
+    for original, replacement in edits.items():
+        assert original in text, (
+            f"{where} looks for {original!r} in {dockerfile}, which no longer has it: the Dockerfile's "
+            f"wording changed. Update {where} to the text that now does this practice."
+        )
+        text = text.replace(original, replacement, 1)
+    return text
 
 
 @pytest.mark.docker
@@ -48,17 +65,16 @@ def test_structure_tests_fail_without_the_practice(practice: str, docker_engine:
     if reason := base_available("slim"):
         pytest.skip(reason)
     edits, failing_check = MUTANTS[practice]
-    dockerfile = (ROOT / IMAGES["slim"]).read_text()
-    for original, replacement in edits.items():
-        assert original in dockerfile, f"Dockerfile.slim no longer contains {original!r}: update this mutant"
-        dockerfile = dockerfile.replace(original, replacement, 1)
+    dockerfile = mutate(IMAGES["slim"], edits, f"MUTANTS[{practice!r}] in tests/test_practices.py")
+    configs = [APP_FACTS] if practice in APP_CHOICES else practice_configs("slim")
     tag = "shortener-mutant:" + "".join(c if c.isalnum() else "-" for c in practice.lower())
     try:
         build(None, tag, text=dockerfile)
-        result = structure_test(tag, "slim")
+        result = structure_test(tag, "slim", configs=configs)
     finally:
         docker("image", "rm", "-f", tag, check=False)
-    assert result.returncode != 0, f"the structure tests passed on an image without {practice}"
+    names = ", ".join(config.name for config in configs)
+    assert result.returncode != 0, f"{names} passed on an image without {practice}"
     failed = [block for block in result.stdout.split("=== RUN: ") if "--- FAIL" in block]
     assert any(failing_check in block.splitlines()[0] for block in failed), (
         f"expected {failing_check!r} to fail; failed: {[block.splitlines()[0] for block in failed]}"
@@ -115,10 +131,20 @@ LINT_MUTANTS = {
 @pytest.mark.parametrize("practice", LINT_MUTANTS)
 def test_hadolint_fails_without_the_practice(practice: str, tmp_path: Path) -> None:
     original, replacement, rule = LINT_MUTANTS[practice]
-    dockerfile = (ROOT / IMAGES["slim"]).read_text()
-    assert original in dockerfile, f"Dockerfile.slim no longer contains {original!r}: update this mutant"
     mutant = tmp_path / "Dockerfile"
-    mutant.write_text(dockerfile.replace(original, replacement, 1))
+    where = f"LINT_MUTANTS[{practice!r}] in tests/test_practices.py"
+    mutant.write_text(mutate(IMAGES["slim"], {original: replacement}, where))
     result = subprocess.run([tool("hadolint"), "--no-color", "--config", str(ROOT / ".hadolint.yaml"), str(mutant)],
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode != 0 and rule in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("practice", MUTANTS)
+def test_every_mutant_still_finds_its_text_in_the_dockerfile(practice: str) -> None:
+    """Without an engine too: a reworded Dockerfile fails here first, saying which mutant to update."""
+    mutate(IMAGES["slim"], MUTANTS[practice][0], f"MUTANTS[{practice!r}] in tests/test_practices.py")
+
+
+def test_a_reworded_dockerfile_names_the_mutant_to_update() -> None:
+    with pytest.raises(AssertionError, match=r"MUTANTS\['x'\] .* wording changed\. Update MUTANTS\['x'\]"):
+        mutate(IMAGES["slim"], {"RUN pip install --user": ""}, "MUTANTS['x']")
