@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 from bench import machine  # noqa: E402
 from bench.compare_images import MB, start_and_stop  # noqa: E402
 from tests.docker_support import BASES, IMAGES, base_available, build, docker  # noqa: E402
+from tests.test_practices import mutate  # noqa: E402 - the tests' Dockerfile edits, with their message
 
 DOCKERFILE = (ROOT / IMAGES["slim"]).read_text()
 STEP = DOCKERFILE[DOCKERFILE.index("RUN python -m compileall -q -j 0") :].split("\n\n", 1)[0]
@@ -53,15 +54,6 @@ IMPORTS = (
 RUNS = 5
 
 
-def dockerfile_for(edits: dict[str, str]) -> str:
-    text = DOCKERFILE
-    for original, replacement in edits.items():
-        if original not in text:
-            sys.exit(f"bench/bytecode.py: Dockerfile.slim no longer holds {original!r}: update this rule")
-        text = text.replace(original, replacement, 1)
-    return text
-
-
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} s ({min(values):.2f}-{max(values):.2f})"
 
@@ -77,7 +69,7 @@ def main() -> None:
     sizes = {}
     for rule, edits in RULES.items():
         print(f"building: {rule} ...", flush=True)
-        build(None, tags[rule], text=dockerfile_for(edits))
+        build(None, tags[rule], text=mutate(IMAGES["slim"], edits, f"RULES[{rule!r}] in bench/bytecode.py"))
         sizes[rule] = int(docker("image", "inspect", "-f", "{{.Size}}", tags[rule])) - base
     starts: dict[str, list[float]] = {rule: [] for rule in RULES}
     imports: dict[str, list[float]] = {rule: [] for rule in RULES}

@@ -39,7 +39,7 @@ from tests.docker_support import (  # noqa: E402 - the tests' docker helpers, re
     wait_for_health_status,
 )
 from tests.support import free_port, tool, with_code_change, working_copy  # noqa: E402
-from tests.test_practices import MUTANTS  # noqa: E402 - the same edits the structure tests must catch
+from tests.test_practices import MUTANTS, mutate  # noqa: E402 - the same edits the structure tests must catch
 
 MB = 1_000_000
 
@@ -139,9 +139,9 @@ VARIANTS = {
 def our_layers_of_variant(
     flavour: str, tag: str, base_size: int, *, args: dict[str, str] | None = None, edits: dict[str, str] | None = None
 ) -> str:
-    text = (ROOT / IMAGES[flavour]).read_text()
-    for original, replacement in (edits or {}).items():
-        text = text.replace(original, replacement, 1)
+    # The edits are written for Dockerfile.slim; the other file differs only in its base's tag.
+    edits = {old.replace(BASES["slim"], BASES[flavour]): new for old, new in (edits or {}).items()}
+    text = mutate(IMAGES[flavour], edits, "VARIANTS in bench/compare_images.py")
     build(None, f"{tag}-variant", text=text, args=args)
     try:
         size = int(docker("image", "inspect", "-f", "{{.Size}}", f"{tag}-variant"))
