@@ -18,7 +18,9 @@ from types import FrameType
 
 import uvicorn.main
 
-APP = "shortener_app.main:app"
+# The ASGI app of the package this file is in: copied into another package whose app is
+# `main:app` (docs/own-app.md), it serves that one with no edit.
+APP = f"{__package__}.main:app"
 
 
 def exit_cleanly(signum: int, frame: FrameType | None) -> None:
@@ -27,7 +29,7 @@ def exit_cleanly(signum: int, frame: FrameType | None) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, exit_cleanly)
-    uvicorn.main.main(args=[APP, *sys.argv[1:]], prog_name="python -m shortener_app")
+    uvicorn.main.main(args=[APP, *sys.argv[1:]], prog_name=f"python -m {__package__}")
 
 
 if __name__ == "__main__":

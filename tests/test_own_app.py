@@ -34,7 +34,10 @@ from .support import ROOT
 
 PAGE = ROOT / "docs" / "own-app.md"
 APP = ROOT / "tests" / "own_app"
-BLOCK = re.compile(r"^```(\w+)([^\n]*)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+# The line a reader sees above a diff ("In `Dockerfile.slim` and `Dockerfile.alpine`:") or above a
+# file's contents ("Write `tests/structure/greeter.yaml`:"), naming the files the block is for.
+FOR_FILES = re.compile(r"^(?:In|Write) (`[^`]+`(?:,? (?:and )?`[^`]+`)*):$")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class Step:
 
     title: str
     why: str
-    blocks: list[tuple[str, list[str], str]]  # (sh or diff, the files a diff applies to, the text)
+    blocks: list[tuple[str, list[str], str]]  # (sh, diff or a file's language; the files it is for; its text)
 
 
 def section(text: str, heading: str) -> str:
@@ -59,10 +62,18 @@ def steps() -> list[Step]:
         title, _, body = edit.partition("\n")
         why = re.search(r"^Why: (.+?)(?:\n\n|\Z)", body, re.MULTILINE | re.DOTALL)
         parts.append((title, why[1] if why else "", body))
-    return [
-        Step(title, why, [(kind, info.split(), body) for kind, info, body in BLOCK.findall(body)])
-        for title, why, body in parts
-    ]
+    return [Step(title, why, blocks(body)) for title, why, body in parts]
+
+
+def blocks(text: str) -> list[tuple[str, list[str], str]]:
+    """Each fenced block, with the files named on the last line of text before it."""
+    found, end = [], 0
+    for block in BLOCK.finditer(text):
+        lines = text[end : block.start()].strip().splitlines()
+        named = FOR_FILES.match(lines[-1]) if lines else None
+        found.append((block[1], re.findall(r"`([^`]+)`", named[1]) if named else [], block[2]))
+        end = block.end()
+    return found
 
 
 def apply_diff(path: Path, diff: str, where: str) -> None:
@@ -79,7 +90,8 @@ def apply_diff(path: Path, diff: str, where: str) -> None:
 
 
 def follow_the_page(project: Path) -> None:
-    """Every command and diff of the page, in order, from the project's root."""
+    """Every block of the page, in order, from the project's root: sh is run, a diff is applied to the
+    files its first line names, and any other block that names one file is that file's contents."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("UV_")}
     # uv as the page says to get it (`pip install uv`): the dev venv has it. No uv.toml of this machine.
     env |= {"PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}", "UV_NO_CONFIG": "1"}
@@ -90,10 +102,14 @@ def follow_the_page(project: Path) -> None:
                 result = subprocess.run(["sh", "-ec", text], cwd=project, env=env, capture_output=True, text=True,
                                         timeout=300, check=False)  # fmt: skip
                 assert result.returncode == 0, f"{where}: `{text.strip()}` failed:\n{result.stderr[-2000:]}"
-            else:
-                assert kind == "diff" and files, f"{where}: a {kind} block (only sh and diff FILE... are applied)"
+            elif kind == "diff":
+                assert files, f"{where}: a diff without a line above it that names its files (In `...`:)"
                 for name in files:
                     apply_diff(project / name, text, where)
+            else:
+                assert len(files) == 1, f"{where}: a {kind} block without a line above it that names its file"
+                (project / files[0]).parent.mkdir(parents=True, exist_ok=True)
+                (project / files[0]).write_text(text)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +161,12 @@ def greeter_image(request: pytest.FixtureRequest, project: Path, docker_engine: 
 @pytest.mark.docker
 def test_the_practices_hold_for_another_app(greeter_image: tuple[str, str], project: Path) -> None:
     tag, flavour = greeter_image
-    configs = [project / "tests" / "structure" / name for name in ("practices.yaml", f"{flavour}.yaml")]
+    structure = project / "tests" / "structure"
+    # The practices, the base's own, and the config of the app's own facts that the page wrote.
+    copied = {"practices.yaml", *(f"{name}.yaml" for name in IMAGES)}
+    own = [config for config in structure.glob("*.yaml") if config.name not in copied]
+    assert own, "the page wrote no config of the app's own facts"
+    configs = [structure / "practices.yaml", structure / f"{flavour}.yaml", *own]
     result = structure_test(tag, flavour, configs=configs)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "Failures:    0" in result.stdout and "Passes:      0" not in result.stdout
@@ -183,3 +204,13 @@ def test_another_app_stops_on_sigterm_within_2_s_with_exit_0(greeter_image: tupl
         took = time.monotonic() - start
         state = container.state()
     assert state["ExitCode"] == 0 and took < 2, f"exit code {state['ExitCode']} after {took:.1f} s"
+
+
+@pytest.mark.docker
+def test_another_app_exits_0_on_sigterm_behind_an_init_too(greeter_image: tuple[str, str]) -> None:
+    """`docker run --init`, compose's `init: true`: the server is not PID 1, and plain uvicorn would exit 143."""
+    tag, _ = greeter_image
+    with running(tag, extra=("--init",)) as container:
+        docker("stop", container.name)
+        state = container.state()
+    assert state["ExitCode"] == 0, f"exit code {state['ExitCode']} after a clean shutdown behind an init"
