@@ -30,7 +30,7 @@ from .docker_support import (
     structure_test,
     wait_for_health_status,
 )
-from .support import ROOT
+from .support import ROOT, tool
 
 PAGE = ROOT / "docs" / "own-app.md"
 APP = ROOT / "tests" / "own_app"
@@ -145,6 +145,13 @@ def test_after_the_page_nothing_the_images_read_names_this_app(project: Path) ->
     assert "shortener" not in (project / ".dockerignore").read_text()
     assert "--hash=sha256:" in (project / "requirements.txt").read_text()
     assert not re.search(r"^(fastapi|sqlalchemy|pydantic)==", (project / "requirements.txt").read_text(), re.M)
+
+
+def test_after_the_page_hadolint_finds_nothing_in_either_dockerfile(project: Path) -> None:
+    """With the copied .hadolint.yaml: every finding fails, and a missing label or HEALTHCHECK is one."""
+    result = subprocess.run([tool("hadolint"), "--no-color", *IMAGES.values()], cwd=project,
+                            capture_output=True, text=True, check=False)  # fmt: skip
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module", params=list(IMAGES))
