@@ -166,6 +166,13 @@ class Container:
     def state(self) -> dict:
         return json.loads(docker("inspect", "-f", "{{json .State}}", self.name))
 
+    def stop(self) -> tuple[int, float]:
+        """`docker stop`: the exit code, and the seconds it took."""
+        start = time.monotonic()
+        docker("stop", self.name)
+        took = time.monotonic() - start
+        return self.state()["ExitCode"], took
+
 
 @contextmanager
 def running(

@@ -120,12 +120,9 @@ def test_urls_and_acknowledged_clicks_survive_restart_and_kill(image: str) -> No
 def test_docker_stop_is_quick_and_clean(platform_image: PlatformImage) -> None:
     with running(platform_image.tag, seconds=STARTUP_SECONDS[platform_image.emulated]) as container:
         httpx.get(container.url + "/health", timeout=30)
-        start = time.monotonic()
-        docker("stop", container.name)
-        took = time.monotonic() - start
-        state = container.state()
-    assert state["ExitCode"] == 0, (
-        f"exit code {state['ExitCode']} after {took:.1f} s: the process did not exit on SIGTERM, so Docker killed it"
+        exit_code, took = container.stop()
+    assert exit_code == 0, (
+        f"exit code {exit_code} after {took:.1f} s: the process did not exit on SIGTERM, so Docker killed it"
     )
     # Exit code 0 already rules out Docker's SIGKILL; natively it is also quick.
     if not platform_image.emulated:
@@ -139,9 +136,8 @@ def test_docker_stop_exits_0_when_the_server_is_not_pid_1(image: str) -> None:
     it kills the process (exit 143). The same happens under QEMU, where the emulator is PID 1.
     """
     with running(image, extra=("--init",)) as container:
-        docker("stop", container.name)
-        state = container.state()
-    assert state["ExitCode"] == 0, f"exit code {state['ExitCode']} after a clean shutdown behind an init"
+        exit_code, _ = container.stop()
+    assert exit_code == 0, f"exit code {exit_code} after a clean shutdown behind an init"
 
 
 def test_an_image_built_with_postgres_reaches_a_real_postgresql(image: str) -> None:

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,10 +92,10 @@ def follow_the_page(project: Path) -> None:
     """Every block of the page, in order, from the project's root: sh is run, a diff is applied to the
     files its first line names, and any other block that names one file is that file's contents."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("UV_")}
-    # uv as the page says to get it (`pip install uv`): the dev venv has it. No uv.toml of this machine.
-    env |= {"PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{env['PATH']}", "UV_NO_CONFIG": "1"}
-    for number, step in enumerate(steps()):
-        where = f"docs/own-app.md, {step.title}" if number else "docs/own-app.md, Copy the files"
+    # uv as the page says to get it (`pip install uv`): the dev requirements have it. No uv.toml of this machine.
+    env |= {"PATH": f"{Path(tool('uv')).parent}{os.pathsep}{env['PATH']}", "UV_NO_CONFIG": "1"}
+    for step in steps():
+        where = f"docs/own-app.md, {step.title}"
         for kind, files, text in step.blocks:
             if kind == "sh":
                 result = subprocess.run(["sh", "-ec", text], cwd=project, env=env, capture_output=True, text=True,
@@ -115,8 +114,6 @@ def follow_the_page(project: Path) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """greeter after every step of the page, with this repository beside it as `shortener`."""
-    if shutil.which("uv", path=str(ROOT / ".venv" / "bin")) is None:
-        pytest.skip("no uv in .venv: `make test` installs the dev requirements, which have it")
     folder = tmp_path_factory.mktemp("own-app")
     (folder / "shortener").symlink_to(ROOT)
     project = folder / "greeter"
@@ -206,11 +203,8 @@ def test_docker_reports_another_app_healthy(greeter_image: tuple[str, str]) -> N
 def test_another_app_stops_on_sigterm_within_2_s_with_exit_0(greeter_image: tuple[str, str]) -> None:
     tag, _ = greeter_image
     with running(tag) as container:
-        start = time.monotonic()
-        docker("stop", container.name)
-        took = time.monotonic() - start
-        state = container.state()
-    assert state["ExitCode"] == 0 and took < 2, f"exit code {state['ExitCode']} after {took:.1f} s"
+        exit_code, took = container.stop()
+    assert exit_code == 0 and took < 2, f"exit code {exit_code} after {took:.1f} s"
 
 
 @pytest.mark.docker
@@ -218,6 +212,5 @@ def test_another_app_exits_0_on_sigterm_behind_an_init_too(greeter_image: tuple[
     """`docker run --init`, compose's `init: true`: the server is not PID 1, and plain uvicorn would exit 143."""
     tag, _ = greeter_image
     with running(tag, extra=("--init",)) as container:
-        docker("stop", container.name)
-        state = container.state()
-    assert state["ExitCode"] == 0, f"exit code {state['ExitCode']} after a clean shutdown behind an init"
+        exit_code, _ = container.stop()
+    assert exit_code == 0, f"exit code {exit_code} after a clean shutdown behind an init"
