@@ -148,3 +148,25 @@ def test_every_mutant_still_finds_its_text_in_the_dockerfile(practice: str) -> N
 def test_a_reworded_dockerfile_names_the_mutant_to_update() -> None:
     with pytest.raises(AssertionError, match=r"MUTANTS\['x'\] .* wording changed\. Update MUTANTS\['x'\]"):
         mutate(IMAGES["slim"], {"RUN pip install --user": ""}, "MUTANTS['x']")
+
+
+@pytest.mark.docker
+def test_a_dependency_file_that_is_not_python_fails_the_build_until_left_out(docker_engine: None) -> None:
+    """docs/troubleshooting.md: compileall stops the build on a .py that is not Python 3.13; left out
+    with `-x` as it says, the build passes and so do the practices (nothing can import that file)."""
+    if reason := base_available("slim"):
+        pytest.skip(reason)
+    template = "/opt/venv/lib/python3.13/site-packages/somepackage/templates/page.py"
+    plant = {"COPY --from=build /opt/venv /opt/venv\n": "COPY --from=build /opt/venv /opt/venv\n"
+             f"RUN mkdir -p {template.rsplit('/', 1)[0]} && echo 'print \"Python 2\"' > {template}\n"}  # fmt: skip
+    where = "test_a_dependency_file_that_is_not_python_fails_the_build_until_left_out"
+    # `build -q` does not show the step's output; BuildKit's own line names the step that failed.
+    with pytest.raises(AssertionError, match=r"process \"/bin/sh -c python -m compileall .* exit code: 1"):
+        build(None, "shortener-mutant:not-python", text=mutate(IMAGES["slim"], plant, where))
+    left_out = {**plant, "-x '^/usr/.*/site-packages/'": "-x '^/usr/.*/site-packages/|/somepackage/templates/'"}
+    try:
+        build(None, "shortener-mutant:not-python", text=mutate(IMAGES["slim"], left_out, where))
+        result = structure_test("shortener-mutant:not-python", "slim", configs=practice_configs("slim"))
+    finally:
+        docker("image", "rm", "-f", "shortener-mutant:not-python", check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
