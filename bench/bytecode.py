@@ -19,8 +19,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
 from bench.compare_images import MB, start_and_stop  # noqa: E402
-from tests.docker_support import BASES, IMAGES, base_available, build, docker  # noqa: E402
-from tests.test_practices import mutate  # noqa: E402 - the tests' Dockerfile edits, with their message
+from tests.helpers.dockerfiles import BASES, IMAGES, mutate  # noqa: E402 - the tests' Dockerfile edits
+from tests.helpers.engine import base_available, build, docker  # noqa: E402
 
 DOCKERFILE = (ROOT / IMAGES["slim"]).read_text()
 STEP = DOCKERFILE[DOCKERFILE.index("RUN python -m compileall -q -j 0") :].split("\n\n", 1)[0]
@@ -35,8 +35,8 @@ IMPORT_LIST = (
 # Start the server at build time, probe it, stop it: whatever it imported is written. It has to know
 # how to start this app, and where it may write while it builds.
 WARM_UP = (
-    "RUN env -u PYTHONDONTWRITEBYTECODE DB_URL=sqlite:////tmp/warm-up.db sh -c 'python -m shortener_app "
-    "--log-level warning & python -m shortener_app.healthcheck; kill $!; wait'\n"
+    "RUN env -u PYTHONDONTWRITEBYTECODE DB_URL=sqlite:////tmp/warm-up.db sh -c 'python /opt/container/serve.py "
+    "--log-level warning & python /opt/container/healthcheck.py; kill $!; wait'\n"
 )
 RULES = {
     "the standard library and the whole venv (the rule now)": {},

@@ -24,22 +24,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
-from tests.docker_support import (  # noqa: E402 - the tests' docker helpers, reused
-    BASES,
-    HARDENED,
-    IMAGES,
-    PLATFORMS,
-    STANDIN_LABEL,
-    base_available,
-    build,
-    docker,
-    emulated_base,
-    native_platform,
-    standin_for,
-    wait_for_health_status,
-)
-from tests.support import free_port, tool, with_code_change, working_copy  # noqa: E402
-from tests.test_practices import MUTANTS, mutate  # noqa: E402 - the same edits the structure tests must catch
+from tests.helpers.dockerfiles import BASES, IMAGES, mutate  # noqa: E402 - the tests' helpers, reused
+from tests.helpers.engine import HARDENED, STANDIN_LABEL, base_available, build, docker, wait_for_health_status  # noqa: E402
+from tests.helpers.platforms import PLATFORMS, emulated_base, native_platform, standin_for  # noqa: E402
+from tests.helpers.repo import tool, with_code_change, working_copy  # noqa: E402
+from tests.helpers.server import free_port  # noqa: E402
+from tests.images.test_practices import MUTANTS  # noqa: E402 - the same edits the structure tests must catch
 
 MB = 1_000_000
 
@@ -248,7 +238,7 @@ def main() -> None:
         "## Size per platform",
         "",
         "The same Dockerfiles built for each platform they promise; a platform other than the engine's own "
-        "is built under QEMU, on a stand-in base where no registry answers (scripts/make-standin-base "
+        "is built under QEMU, on a stand-in base where no registry answers (.ci/make-standin-base "
         "--platform). Sizes are uncompressed, from `docker image inspect`.",
         "",
         *sizes_per_platform(),

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
-from tests.support import free_port  # noqa: E402 - the tests' helper, reused
+from tests.helpers.server import free_port  # noqa: E402 - the tests' helper, reused
 
 SERVER_FLAGS = "--loop uvloop --http httptools --no-access-log --log-level warning --workers 1"
 

@@ -12,11 +12,10 @@ from sqlalchemy.engine import make_url
 
 from shortener_app.config import Settings
 from shortener_app.main import create_app
-
-from .support import POSTGRES_HINT, unavailable
+from tests.helpers.required import POSTGRES_HINT, unavailable
 
 if TYPE_CHECKING:
-    from .docker_support import PlatformImage
+    from tests.helpers.platforms import PlatformImage
 
 BASE_URL = "http://short.test"
 
@@ -60,7 +59,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
-    from .docker_support import require_engine
+    from tests.helpers.engine import require_engine
 
     require_engine()
 
@@ -71,7 +70,8 @@ _built: dict[str, str] = {}
 @pytest.fixture(scope="session", params=["slim", "alpine"])
 def image(request: pytest.FixtureRequest, docker_engine: None) -> str:
     """Each image, built once per session from its Dockerfile, tagged shortener-test:<flavour>."""
-    from .docker_support import IMAGES, base_available, build
+    from tests.helpers.dockerfiles import IMAGES
+    from tests.helpers.engine import base_available, build
 
     flavour = request.param
     if flavour not in _built:
@@ -86,7 +86,9 @@ def image(request: pytest.FixtureRequest, docker_engine: None) -> str:
 @pytest.fixture(scope="session", params=["linux/amd64", "linux/arm64"])
 def platform_image(request: pytest.FixtureRequest, image: str) -> "PlatformImage":
     """Each image on each platform the images promise: the engine's own, and the other under QEMU."""
-    from .docker_support import IMAGES, PlatformImage, build, emulated_base, native_platform
+    from tests.helpers.dockerfiles import IMAGES
+    from tests.helpers.engine import build
+    from tests.helpers.platforms import PlatformImage, emulated_base, native_platform
 
     flavour, platform = image.rsplit(":", 1)[1], request.param
     if platform == native_platform():
@@ -106,7 +108,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     import shutil
     import subprocess
 
-    from .docker_support import BASES, PLATFORMS, describe_base, standin_for
+    from tests.helpers.dockerfiles import BASES
+    from tests.helpers.engine import describe_base
+    from tests.helpers.platforms import PLATFORMS, standin_for
 
     if shutil.which("docker") is None or subprocess.run(["docker", "info"], capture_output=True).returncode:
         return ["base images: no Docker engine answers"]

@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.docker_support import STANDIN_LABEL, docker, present_or_pulled  # noqa: E402
-from tests.support import with_code_change  # noqa: E402
-from tests.test_workshop import pages, workspace  # noqa: E402
+from tests.docs.test_workshop import pages, workspace  # noqa: E402
+from tests.helpers.engine import STANDIN_LABEL, docker, present_or_pulled  # noqa: E402
+from tests.helpers.repo import with_code_change  # noqa: E402
 
 PAGE = Path(__file__).with_name("README.md")
 
@@ -56,7 +56,7 @@ def main() -> None:
                 continue
             base = base_of(ROOT / after)
             if not present_or_pulled(base):
-                hint = " (docs/workshop/make-standin-full builds a stand-in)" if base == "python:3.13" else ""
+                hint = " (.ci/make-standin-full builds a stand-in)" if base == "python:3.13" else ""
                 rows.append(f"| {name} | not measured: {base} is not available here{hint} | | |")
                 continue
             bases.add(base)

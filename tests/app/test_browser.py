@@ -1,0 +1,28 @@
+"""The demo page in a real browser: shorten a URL, see the links, follow the short one."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.browser import chromium_path, serve_target, shorten_and_follow
+from tests.helpers.server import free_port, uvicorn_server
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def target_site(tmp_path: Path) -> Iterator[str]:
+    with serve_target(tmp_path) as url:
+        yield url
+
+
+def test_the_demo_page_shortens_a_url_and_the_link_leads_to_it(tmp_path: Path, target_site: str) -> None:
+    executable = chromium_path()
+    port = free_port()
+    env = {"DB_URL": f"sqlite:///{tmp_path}/shortener.db", "BASE_URL": f"http://localhost:{port}"}
+    with uvicorn_server(env, tmp_path / "server.log", port=port) as server:
+        seen = shorten_and_follow(f"{server.url}/", f"{target_site}/landing.html", executable)
+    assert seen["short"].startswith(f"http://localhost:{port}/")
+    assert "/admin/" in seen["admin"]
+    assert seen["landed"] == "Landed"

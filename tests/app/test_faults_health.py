@@ -1,0 +1,150 @@
+"""/health tells the truth within about a second, and a database fault is a JSON 503, never a plain 500.
+
+Real uvicorn, run with the image's flags; the faults are real: a lock held by another process, a
+database file deleted under the server, a PostgreSQL server of the test's own frozen with SIGSTOP.
+"""
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.faults import SqliteLock, note
+from tests.helpers.required import unavailable
+from tests.helpers.server import free_port, image_server_flags, uvicorn_server
+
+# /health must answer within about 1 s; this allows for a loaded 2-core machine.
+HEALTH_BOUND_SECONDS = 1.5
+POSTING_CLIENTS = 100
+
+
+def env_for(db_url: str, **extra: str) -> dict[str, str]:
+    return {"DB_URL": db_url, "BASE_URL": "http://short.test", "ENV_NAME": "test", **extra}
+
+
+def timed_health(url: str) -> tuple[float, httpx.Response]:
+    started = time.monotonic()
+    response = httpx.get(f"{url}/health", timeout=10)
+    return time.monotonic() - started, response
+
+
+async def _post_many(url: str, count: int) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=count)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        body = {"target_url": "https://example.com/"}
+        return await asyncio.gather(*(client.post("/url", json=body) for _ in range(count)))
+
+
+def test_health_answers_503_within_a_second_while_100_clients_wait_behind_a_lock(tmp_path: Path) -> None:
+    """Before: /health ran SELECT 1 in the shared thread pool, whose 40 threads were all waiting for
+    the lock: it answered 200 after 27.4 s. And each waiting POST ended in a plain-text 500."""
+    db = tmp_path / "shortener.db"
+    with uvicorn_server(env_for(f"sqlite:///{db}"), tmp_path / "server.log", *image_server_flags()) as server:
+        assert httpx.post(f"{server.url}/url", json={"target_url": "https://example.com/"}).status_code == 201
+        with SqliteLock(db) as lock, ThreadPoolExecutor(1) as pool:
+            posting = pool.submit(asyncio.run, _post_many(server.url, POSTING_CLIENTS))
+            time.sleep(0.5)  # the posts now hold every worker thread, waiting for the lock
+            took, health = timed_health(server.url)
+            # Past SQLite's 5 s busy timeout, so the first posts fail; the others then get through.
+            time.sleep(max(0.0, 5.5 - took))
+            lock.release()
+            posts = posting.result(timeout=60)
+        took_after, health_after = timed_health(server.url)
+    statuses = sorted({response.status_code for response in posts})
+    note(f"/health under the lock: {health.status_code} {health.json()} in {took:.2f} s; POST /url statuses "
+         f"{statuses}; /health after: {health_after.status_code} in {took_after:.2f} s")  # fmt: skip
+    assert took < HEALTH_BOUND_SECONDS, f"/health took {took:.1f} s"
+    assert health.status_code == 503 and health.json()["database"] in ("timeout", "failing")
+    assert health.headers["retry-after"]
+    failed = [response for response in posts if response.status_code != 201]
+    assert failed, "no POST waited long enough to fail: the lock did not hold"
+    for response in failed:
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/json" and response.headers["retry-after"]
+        assert "try again" in response.json()["detail"]
+    assert health_after.status_code == 200
+
+
+def test_a_deleted_database_file_makes_health_503(tmp_path: Path) -> None:
+    """Before: the server kept writing into the open, deleted file, and /health said 200."""
+    db = tmp_path / "shortener.db"
+    with uvicorn_server(env_for(f"sqlite:///{db}"), tmp_path / "server.log", *image_server_flags()) as server:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+        took, health = timed_health(server.url)
+    note(f"/health after the file was deleted: {health.status_code} {health.json()} in {took:.2f} s")
+    assert health.status_code == 503 and health.json()["database"] == "missing"
+    assert not db.exists(), "the health check must not create a new, empty database"
+
+
+@contextmanager
+def own_postgres() -> Iterator[tuple[str, int]]:
+    """A PostgreSQL server of this test's own (never the shared one): its URL and its postmaster's pid.
+
+    In a folder of its own under /tmp: pytest's tmp_path is private to root, and initdb runs as postgres.
+    """
+    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name))
+    if not bins:
+        unavailable("no PostgreSQL server binaries (Debian's postgresql package)", "REQUIRE_POSTGRES")
+    bin_dir, port = bins[-1], free_port()
+    folder = Path(tempfile.mkdtemp(prefix="shortener-faults-pg-"))
+    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_owner:
+        subprocess.run(["chown", "postgres:", str(folder)], check=True)
+    subprocess.run([*as_owner, f"{bin_dir}/initdb", "-D", str(folder), "-U", "postgres", "-A", "trust", "--no-sync"],
+                   check=True, capture_output=True)  # fmt: skip
+    subprocess.run([*as_owner, f"{bin_dir}/pg_ctl", "-D", str(folder), "-l", f"{folder}/server.log", "-w",
+                    "-o", f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off", "start"],
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        pid = int((folder / "postmaster.pid").read_text().split()[0])
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", pid
+    finally:
+        _signal_server(pid, signal.SIGCONT)
+        subprocess.run([*as_owner, f"{bin_dir}/pg_ctl", "-D", str(folder), "-m", "immediate", "-w", "stop"],
+                       check=False, capture_output=True)  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _signal_server(pid: int, sig: signal.Signals) -> None:
+    """The postmaster and every backend it forked."""
+    children = [
+        int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    ]
+    for target in (pid, *children):
+        os.kill(target, sig)
+
+
+def test_a_frozen_postgresql_makes_health_503_within_a_second_and_200_once_it_thaws(tmp_path: Path) -> None:
+    """Before: /health hung 9.9 s on the frozen server, then said 200."""
+    pytest.importorskip("psycopg")
+    with (
+        own_postgres() as (db_url, postmaster),
+        uvicorn_server(env_for(db_url), tmp_path / "server.log", *image_server_flags()) as server,
+    ):
+        key = httpx.post(f"{server.url}/url", json={"target_url": "https://example.com/"}).json()["key"]
+        assert httpx.get(f"{server.url}/{key}").status_code == 307  # now in the redirect cache
+        _signal_server(postmaster, signal.SIGSTOP)
+        try:
+            took, health = timed_health(server.url)
+            redirect = httpx.get(f"{server.url}/{key}", timeout=5)  # from the cache: no database needed
+        finally:
+            _signal_server(postmaster, signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while (thawed := httpx.get(f"{server.url}/health", timeout=5)).status_code != 200:
+            assert time.monotonic() < deadline, f"/health still {thawed.status_code} after the thaw"
+            time.sleep(0.2)
+    note(f"/health on a frozen PostgreSQL: {health.status_code} {health.json()} in {took:.2f} s")
+    assert took < HEALTH_BOUND_SECONDS, f"/health took {took:.1f} s"
+    assert health.status_code == 503 and health.json()["database"] == "timeout"
+    assert redirect.status_code == 307

@@ -1,0 +1,180 @@
+"""compose.yaml: valid, safe by default, and keeping its data across down/up until `down -v`."""
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.engine import base_available, docker, present_or_pulled
+from tests.helpers.repo import ROOT, working_copy
+from tests.helpers.required import unavailable
+from tests.helpers.server import free_port
+
+pytestmark = pytest.mark.docker
+
+
+def require_compose() -> None:
+    if (
+        shutil.which("docker") is None
+        or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode
+    ):
+        unavailable("docker compose is not installed (.ci/install-docker-tools)", "REQUIRE_DOCKER")
+
+
+def compose(*args: str, env: dict[str, str] | None = None, project: str | None = None, cwd: Path = ROOT) -> str:
+    command = ["docker", "compose", *(["-p", project] if project else []), *args]
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env, timeout=600, check=False)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
+    return result.stdout
+
+
+@pytest.mark.parametrize("profile", [[], ["--profile", "postgres"]], ids=["default", "postgres"])
+def test_compose_config_is_valid(profile: list[str]) -> None:
+    require_compose()
+    compose(*profile, "config", "--quiet")
+
+
+def test_the_published_port_is_loopback_only_and_the_app_is_hardened() -> None:
+    require_compose()
+    import json
+
+    app = json.loads(compose("config", "--format", "json"))["services"]["app"]
+    assert [(p["host_ip"], p["target"]) for p in app["ports"]] == [("127.0.0.1", 8000)]
+    assert app["read_only"] is True and app["cap_drop"] == ["ALL"]
+    assert app["security_opt"] == ["no-new-privileges:true"] and app["tmpfs"] == ["/tmp"]
+    assert app["restart"] == "unless-stopped"
+    grace = int(app["stop_grace_period"].rstrip("s"))
+    assert grace > 5, "the stop grace period must outlast uvicorn's 5 s graceful shutdown"
+
+
+def test_postgres_env_example_switches_the_app_to_postgres(tmp_path: Path) -> None:
+    require_compose()
+    env_file = tmp_path / "postgres.env"
+    env_file.write_text(
+        (ROOT / "postgres.env.example").read_text().replace("POSTGRES_PASSWORD=\n", "POSTGRES_PASSWORD=pw1\n")
+    )
+    rendered = compose("--env-file", str(env_file), "config")
+    assert "DB_URL: postgresql+psycopg://shortener:pw1@postgres:5432/shortener" in rendered
+    assert "image: postgres:17-trixie" in rendered, "the postgres profile was not switched on"
+    assert 'WITH_POSTGRES: "1"' in rendered, "the app image would be built without PostgreSQL's driver"
+    assert "pw1" not in (ROOT / "compose.yaml").read_text()
+
+
+@pytest.fixture
+def stack(docker_engine: None) -> Iterator[tuple[str, str, dict[str, str]]]:
+    """A project name and port no user's own stack uses; torn down with its volumes afterwards."""
+    require_compose()
+    if reason := base_available("slim"):
+        pytest.skip(reason)
+    project = f"shortener-test-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    env = {**__import__("os").environ, "PORT": str(port)}
+    env.pop("COMPOSE_PROFILES", None)
+    env.pop("WITH_POSTGRES", None)
+    try:
+        yield project, f"http://127.0.0.1:{port}", env
+    finally:
+        subprocess.run(["docker", "compose", "-p", project, "down", "-v", "--remove-orphans"], cwd=ROOT,
+                       capture_output=True, env=env, check=False)  # fmt: skip
+
+
+def test_the_default_stack_comes_up_healthy_and_keeps_its_data(stack: tuple[str, str, dict[str, str]]) -> None:
+    project, url, env = stack
+    compose("up", "-d", "--build", "--wait", env=env, project=project)
+    container = compose("ps", "-q", "app", env=env, project=project).strip()
+    assert docker("exec", container, "id", "-u").strip() == "5678"
+    assert docker("inspect", "-f", "{{.HostConfig.ReadonlyRootfs}}", container).strip() == "true"
+    with httpx.Client(base_url=url) as client:
+        link = client.post("/url", json={"target_url": "https://example.com/kept"}).json()
+        assert link["url"].startswith(url.replace("127.0.0.1", "localhost"))
+        assert client.get(f"/{link['key']}").status_code == 307
+        admin = link["admin_url"].split(str(env["PORT"]), 1)[1]
+        assert client.get(admin).json()["clicks"] == 1
+
+    compose("down", env=env, project=project)
+    compose("up", "-d", "--wait", env=env, project=project)
+    with httpx.Client(base_url=url) as client:
+        assert client.get(admin).json()["clicks"] == 1, "the data did not survive down + up"
+
+    compose("down", "-v", env=env, project=project)
+    assert project not in docker("volume", "ls", "-q"), "down -v left the volume"
+    compose("up", "-d", "--wait", env=env, project=project)
+    with httpx.Client(base_url=url) as client:
+        assert client.get(admin).status_code == 404, "down -v did not remove the data"
+
+
+def test_the_demo_page_works_through_the_compose_stack(stack: tuple[str, str, dict[str, str]], tmp_path: Path) -> None:
+    from tests.helpers.browser import chromium_path, serve_target, shorten_and_follow
+
+    project, url, env = stack
+    executable = chromium_path()
+    compose("up", "-d", "--build", "--wait", env=env, project=project)
+    with serve_target(tmp_path) as target_site:
+        seen = shorten_and_follow(f"{url}/", f"{target_site}/landing.html", executable)
+    assert seen["landed"] == "Landed"
+
+
+POSTGRES_IMAGE = "postgres:17-trixie"
+
+
+@pytest.fixture
+def postgres_demo(tmp_path: Path, docker_engine: None) -> Iterator[tuple[Path, str, dict[str, str]]]:
+    """A copy of the repository with the README's `.env` (postgres.env.example and a password).
+
+    The copy gets a compose.override.yaml (compose reads it by itself) that only renames the app's
+    image, so the build never replaces anyone's shortener:slim; the port is a free one.
+    """
+    require_compose()
+    if reason := base_available("slim"):
+        pytest.skip(reason)
+    if not present_or_pulled(POSTGRES_IMAGE):
+        unavailable(f"{POSTGRES_IMAGE} is not local and no registry answers: .ci/make-standin-postgres "
+                    "builds a stand-in from Debian's postgresql-17", "REQUIRE_DOCKER")  # fmt: skip
+    unique = uuid.uuid4().hex[:8]
+    project, image, port = f"shortener-test-pg-{unique}", f"shortener-test-pg-{unique}:slim", free_port()
+    repo = working_copy(tmp_path / "repo", {"compose.override.yaml": f"services:\n  app:\n    image: {image}\n"})
+    password = uuid.uuid4().hex
+    shutil.copy(repo / "postgres.env.example", repo / ".env")
+    dot_env = repo / ".env"
+    dot_env.write_text(dot_env.read_text().replace("POSTGRES_PASSWORD=\n", f"POSTGRES_PASSWORD={password}\n"))
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("COMPOSE_PROFILES", "WITH_POSTGRES", "POSTGRES_PASSWORD", "SHORTENER_DB_URL")}  # fmt: skip
+    env |= {"PORT": str(port), "COMPOSE_PROJECT_NAME": project}
+    try:
+        yield repo, f"http://127.0.0.1:{port}", env
+    finally:
+        subprocess.run(["docker", "compose", "down", "-v", "--remove-orphans"], cwd=repo, capture_output=True,
+                       env=env, check=False)  # fmt: skip
+        docker("image", "rm", image, check=False)
+
+
+def test_the_postgres_profile_from_the_env_example_runs_the_app_on_postgres_and_keeps_its_data(
+    postgres_demo: tuple[Path, str, dict[str, str]],
+) -> None:
+    repo, url, env = postgres_demo
+    compose("up", "-d", "--build", "--wait", env=env, cwd=repo)
+    services = compose("ps", "--format", "{{.Service}}", env=env, cwd=repo).split()
+    assert sorted(services) == ["app", "postgres"], f"the postgres profile did not start both services: {services}"
+    with httpx.Client(base_url=url) as client:
+        assert client.get("/health").json() == {"status": "ok", "database": "ok", "clicks_waiting": 0}
+        link = client.post("/url", json={"target_url": "https://example.com/pg"}).json()
+        assert client.get(f"/{link['key']}").status_code == 307
+        admin = "/admin/" + link["admin_url"].rsplit("/admin/", 1)[1]
+        assert client.get(admin).json()["clicks"] == 1
+    stored = compose("exec", "-T", "postgres", "psql", "-U", "shortener", "-d", "shortener", "-tAc",
+                     "SELECT key || ' ' || clicks FROM short_urls", env=env, cwd=repo)  # fmt: skip
+    assert stored.split() == [link["key"], "1"], f"the link is not in PostgreSQL: {stored!r}"
+    postgres = compose("ps", "-q", "postgres", env=env, cwd=repo).strip()
+    assert docker("exec", postgres, "ps", "-o", "user=", "-p", "1").strip() == "postgres", "the server runs as root"
+    assert docker("exec", postgres, "id", "-u", "postgres").strip() == "999"
+
+    compose("down", env=env, cwd=repo)
+    compose("up", "-d", "--wait", env=env, cwd=repo)
+    with httpx.Client(base_url=url) as client:
+        assert client.get(admin).json()["clicks"] == 1, "the data in PostgreSQL did not survive down + up"
+        assert client.get(f"/{link['key']}").status_code == 307

@@ -1,0 +1,254 @@
+"""deploy/swarm: three replicas on PostgreSQL on Docker Swarm, under load, through a crash and a rollout.
+
+The engine is shared: the test makes this engine a one-node swarm on 127.0.0.1 only if it is in no
+swarm yet, and always leaves it again (`docker swarm leave --force`) in its teardown. Swarm's
+routing mesh needs the kernel's IPVS, which this machine's kernel lacks, so the replicas are
+reached through deploy/swarm/lb.yaml (HAProxy, found through Docker's DNS) on a port of 127.0.0.1.
+wrk's load goes to 127.0.0.1 only, for a bounded time. Measurements are printed, never asserted.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.engine import base_available, build, docker, present_or_pulled
+from tests.helpers.repo import ROOT, with_code_change, working_copy
+from tests.helpers.required import unavailable
+from tests.helpers.server import free_port
+
+pytestmark = pytest.mark.docker
+
+SWARM = ROOT / "deploy" / "swarm"
+DEBIAN = ("debian:trixie-slim", "shortener-standin/debian:trixie-minbase")
+CONNECTIONS = 16
+# wrk counts each answer by status; done() adds the threads' counts up and prints one JSON line.
+COUNTING = """
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) redirects = 0; others = 0 end
+function response(status, headers, body)
+  if status == 307 then redirects = redirects + 1 else others = others + 1 end
+end
+function done(summary, latency, requests)
+  local r, o = 0, 0
+  for _, t in ipairs(threads) do r = r + t:get("redirects"); o = o + t:get("others") end
+  local e = summary.errors
+  io.write(string.format('WRK {"redirects": %d, "others": %d, "connect": %d, "read": %d, "write": %d, ' ..
+    '"timeout": %d, "seconds": %.3f}\\n', r, o, e.connect, e.read, e.write, e.timeout, summary.duration / 1e6))
+end
+"""
+
+
+@dataclass
+class Load:
+    redirects: int
+    others: int
+    connect: int
+    read: int
+    write: int
+    timeout: int
+    seconds: float
+
+    @property
+    def failed(self) -> int:
+        return self.others + self.connect + self.read + self.write + self.timeout
+
+    @property
+    def per_second(self) -> float:
+        return self.redirects / self.seconds
+
+
+def start_wrk(url: str, seconds: int, script: Path) -> subprocess.Popen:
+    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "3s", "-s", str(script), url]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_wrk(process: subprocess.Popen) -> Load:
+    out, err = process.communicate(timeout=120)
+    line = next((line for line in out.splitlines() if line.startswith("WRK ")), None)
+    assert line is not None, f"wrk printed no result:\n{out}\n{err}"
+    return Load(**json.loads(line[4:]))
+
+
+@dataclass
+class Stack:
+    name: str
+    url: str
+    env: dict[str, str]
+
+    def deploy(self) -> None:
+        docker("stack", "deploy", "--resolve-image", "never", "--detach=true",
+               "-c", str(SWARM / "stack.yaml"), "-c", str(SWARM / "lb.yaml"), self.name)  # fmt: skip
+
+    def replicas(self, service: str) -> str:
+        return docker("service", "ls", "--filter", f"name={self.name}_{service}", "--format", "{{.Replicas}}").strip()
+
+    def wait_until(self, service: str, replicas: int, seconds: float = 90) -> None:
+        deadline = time.monotonic() + seconds
+        while self.replicas(service) != f"{replicas}/{replicas}":
+            if time.monotonic() > deadline:
+                tasks = docker("service", "ps", "--no-trunc", f"{self.name}_{service}", check=False)
+                raise AssertionError(f"{service} did not reach {replicas} running replicas:\n{tasks}")
+            time.sleep(0.5)
+
+    def wait_until_served_by(self, replicas: int, seconds: float = 30) -> None:
+        """Until the load balancer reaches `replicas` healthy app containers (HAProxy checks each second)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200 and (
+                    len(self.app_containers()) == replicas
+                ):
+                    time.sleep(3)  # DNS hold (1 s) + HAProxy's check interval (1 s) + rise (1)
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, f"the load balancer did not answer with {replicas} replicas"
+            time.sleep(0.5)
+
+    def app_containers(self) -> list[str]:
+        return docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={self.name}_app",
+                      "--filter", "health=healthy").split()  # fmt: skip
+
+    def clicks(self) -> dict[str, int]:
+        label = f"label=com.docker.swarm.service.name={self.name}_postgres"
+        (postgres,) = docker("ps", "-q", "--filter", label).split()
+        rows = docker("exec", postgres, "psql", "-U", "shortener", "-d", "shortener", "-tAF", " ",
+                      "-c", "SELECT key, clicks FROM short_urls")  # fmt: skip
+        return {key: int(clicks) for key, clicks in (row.split() for row in rows.splitlines() if row.strip())}
+
+
+def swarm_state() -> str:
+    return docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
+
+
+@pytest.fixture(scope="module")
+def stack(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    if shutil.which("wrk") is None:
+        unavailable("wrk is not installed (Debian: apt-get install wrk)", "REQUIRE_WRK")
+    if reason := base_available("slim"):
+        pytest.skip(reason)
+    if not present_or_pulled("postgres:17-trixie"):
+        unavailable("postgres:17-trixie is not here: .ci/make-standin-postgres builds it", "REQUIRE_DOCKER")
+    # HAProxy goes on Debian's official image where a registry answers, else on the stand-in's Debian.
+    debian = next((image for image in DEBIAN if present_or_pulled(image)), None)
+    if debian is None:
+        unavailable(f"none of {DEBIAN} is here: .ci/make-standin-base imports the last", "REQUIRE_DOCKER")
+    if swarm_state() != "inactive":
+        unavailable(f"this engine is already in a swarm ({swarm_state()}): not ours to change or leave",
+                    "REQUIRE_DOCKER")  # fmt: skip
+    unique = uuid.uuid4().hex[:8]
+    name, tag = f"scaleout{unique}", f"scaleout-swarm-{unique}"
+    images = {"v1": f"{tag}:v1", "v2": f"{tag}:v2", "lb": f"{tag}:lb"}
+    build("Dockerfile.slim", images["v1"], args={"WITH_POSTGRES": "1"})
+    changed = with_code_change(working_copy(tmp_path_factory.mktemp("src"), {}), tmp_path_factory.mktemp("v2") / "ctx")
+    build("Dockerfile.slim", images["v2"], args={"WITH_POSTGRES": "1"}, context=changed)
+    build("deploy/swarm/lb.Dockerfile", images["lb"], context=SWARM, args={"BASE": debian})
+    had_gwbridge = "docker_gwbridge" in docker("network", "ls", "--format", "{{.Name}}").split()
+    lb_port = free_port()
+    env = {"SHORTENER_IMAGE": images["v1"], "LB_IMAGE": images["lb"], "POSTGRES_PASSWORD": uuid.uuid4().hex,
+           "REPLICAS": "1", "PORT": str(free_port()), "LB_PORT": str(lb_port),
+           "BASE_URL": f"http://localhost:{lb_port}"}  # fmt: skip
+    saved = {key: os.environ.get(key) for key in env}
+    try:
+        docker("swarm", "init", "--advertise-addr", "127.0.0.1", "--listen-addr", f"127.0.0.1:{free_port()}")
+        os.environ.update(env)  # docker stack deploy reads ${...} from its own environment
+        stack = Stack(name, f"http://127.0.0.1:{lb_port}", env)
+        stack.deploy()
+        yield stack
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if swarm_state() != "inactive":
+            docker("stack", "rm", name, check=False)
+            docker("swarm", "leave", "--force", check=False)
+        if not had_gwbridge:
+            docker("network", "rm", "docker_gwbridge", check=False)
+        for volume in docker("volume", "ls", "-q", "--filter", f"name={name}_").split():
+            docker("volume", "rm", "-f", volume, check=False)
+        docker("image", "rm", *images.values(), check=False)
+        assert swarm_state() == "inactive", "the engine was left in a swarm"
+
+
+def test_three_replicas_survive_a_crash_and_a_rollout_under_load_and_count_every_click(
+    stack: Stack, tmp_path: Path
+) -> None:
+    script = tmp_path / "count.lua"
+    script.write_text(COUNTING)
+    stack.wait_until("postgres", 1)
+    stack.wait_until("app", 1)
+    stack.wait_until_served_by(1)
+    with httpx.Client(base_url=stack.url) as client:
+        keys = [client.post("/url", json={"target_url": f"https://example.com/{phase}"}).json()["key"]
+                for phase in ("scale", "crash", "rollout")]  # fmt: skip
+    scale, crash, rollout = (f"{stack.url}/{key}" for key in keys)
+
+    one = finish_wrk(start_wrk(scale, 8, script))
+    docker("service", "scale", "--detach=true", f"{stack.name}_app=3")
+    stack.wait_until("app", 3)
+    stack.wait_until_served_by(3)
+    three = finish_wrk(start_wrk(scale, 8, script))
+
+    load = start_wrk(crash, 12, script)
+    time.sleep(4)
+    victim = stack.app_containers()[0]
+    docker("kill", victim)  # SIGKILL: a crash, not a stop
+    crashed = finish_wrk(load)
+    stack.wait_until("app", 3)
+    stack.wait_until_served_by(3)
+
+    load = start_wrk(rollout, 40, script)
+    time.sleep(3)
+    started = time.monotonic()
+    docker("service", "update", "--detach=true", "--image", stack.env["SHORTENER_IMAGE"].replace(":v1", ":v2"),
+           f"{stack.name}_app")  # fmt: skip
+    state = ""
+    while time.monotonic() - started < 35 and state != "completed":
+        time.sleep(0.5)
+        state = docker("service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+                       f"{stack.name}_app").strip()  # fmt: skip
+    rolled_in = time.monotonic() - started
+    updated = finish_wrk(load)
+    images = docker("service", "ps", "--filter", "desired-state=running", "--format", "{{.Image}}",
+                    f"{stack.name}_app").split()  # fmt: skip
+
+    memory = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", *stack.app_containers()).splitlines()
+    time.sleep(3)  # every replica flushes its clicks each second
+    clicks = stack.clicks()
+    report = {
+        "redirects/s, 1 replica": round(one.per_second),
+        "redirects/s, 3 replicas": round(three.per_second),
+        "crash (SIGKILL of 1 of 3)": {"answered": crashed.redirects, "failed": crashed.failed,
+                                      "clicks": clicks[keys[1]], "lost clicks": crashed.redirects - clicks[keys[1]]},
+        "rollout v1 -> v2": {"answered": updated.redirects, "failed": updated.failed, "clicks": clicks[keys[2]],
+                             "seconds": round(rolled_in, 1)},
+        "memory of each replica after the load": [usage.split(" / ")[0] for usage in memory],
+        "throughput phases": {"answered": one.redirects + three.redirects, "clicks": clicks[keys[0]]},
+        "errors": {"crash": crashed.__dict__, "rollout": updated.__dict__},
+    }  # fmt: skip
+    # The numbers are what docs/scaling.md reports: `pytest -s tests/test_swarm.py` shows them.
+    print("\nswarm measurements:", json.dumps(report, indent=1))  # noqa: T201
+
+    assert state == "completed", f"the rollout did not complete within 35 s: {state!r}"
+    assert images == [images[0]] * 3 and images[0].endswith(":v2"), f"not every replica runs v2: {images}"
+    # wrk stops counting at its deadline: requests then in flight (one per connection at most)
+    # were answered and counted by the app, not by wrk.
+    for phase, answered, key in (("the throughput runs", one.redirects + three.redirects, keys[0]),
+                                 ("the rollout", updated.redirects, keys[2])):  # fmt: skip
+        assert 0 <= clicks[key] - answered <= 2 * CONNECTIONS, f"{phase}: {clicks[key]} clicks for {answered}"
+    assert updated.failed == 0, f"requests failed during the rollout: {updated}"
+    # A crash loses what the killed replica had not flushed (at most CLICK_FLUSH_SECONDS of its share).
+    assert clicks[keys[1]] <= crashed.redirects + CONNECTIONS
+    assert crashed.redirects - clicks[keys[1]] <= crashed.per_second, "more than a second of clicks lost"

@@ -1,0 +1,156 @@
+"""The README and docs/: short enough to read, and every link and name in them points at something real."""
+
+import fnmatch
+import re
+import subprocess
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from shortener_app.config import Settings
+from tests.helpers.repo import ROOT, tool
+
+README = ROOT / "README.md"
+README_LIMIT = 8_000
+TWO_COMMANDS = ["docker compose up --build --wait", "make test"]
+# Names the docs use that come from outside this repository (other tools' settings).
+# A path (`shortener_app/`, `container/structure/practices.yaml`) or a file name (`config.py`) in a code span.
+PATH_LIKE = re.compile(r"(?:\.?[\w.*-]+/)+[\w.*-]*|[\w*-]+(?:\.[\w*-]+)*\.(?:py|ya?ml|txt|in|toml|json|md)")
+FROM_ELSEWHERE = {"XDG_CACHE_HOME", "SQLITE_CANTOPEN", "ALL", "DWARF", "OCI", "API", "PEP"}
+
+
+def pages() -> list[Path]:
+    return [README, *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def reference_pages() -> list[Path]:
+    """The README and docs/*.md. The workshop's pages (docs/workshop/) also name the files a participant
+    makes in a folder of their own, and tests/test_workshop.py checks them."""
+    return [README, *sorted((ROOT / "docs").glob("*.md"))]
+
+
+@cache
+def repository_files() -> list[str]:
+    """Tracked files, and new ones git does not ignore."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    return [path for path in listed if (ROOT / path).exists()]
+
+
+def backticked(text: str) -> list[str]:
+    """The contents of every inline `code` span, outside fenced blocks."""
+    prose = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+    return re.findall(r"`([^`\n]+)`", prose)
+
+
+def two_commands(readme: str) -> list[str]:
+    """The lines of the first code block under the README's "Two commands" heading."""
+    section = readme.split("## Two commands", 1)[1]
+    block = re.search(r"^```\w*\n(.*?)^```", section, flags=re.MULTILINE | re.DOTALL)
+    assert block, "no code block under ## Two commands"
+    return [line.strip() for line in block.group(1).splitlines() if line.strip()]
+
+
+@cache
+def defined_tests() -> set[str]:
+    names = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        names |= set(re.findall(r"^\s*(?:async )?def (test_\w+)", path.read_text(), flags=re.MULTILINE))
+    return names
+
+
+def test_the_readme_fits_in_8000_characters() -> None:
+    size = len(README.read_text())
+    assert size <= README_LIMIT, f"README.md is {size} characters; move depth into docs/ (limit {README_LIMIT})"
+
+
+def test_the_readme_gives_the_two_commands_ci_runs() -> None:
+    # .ci/run reads these two lines out of the README and runs them; it relies on this shape.
+    assert two_commands(README.read_text()) == TWO_COMMANDS
+
+
+def test_every_relative_link_and_anchor_in_the_docs_resolves() -> None:
+    result = subprocess.run(
+        [tool("md-dead-link-check"), "--config", "tests/docs/markdown-links.toml", "--untrack", "--no-color"],
+        cwd=ROOT, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_test_a_page_names_exists(page: Path) -> None:
+    missing = []
+    for name in sorted(set(re.findall(r"\btest_\w+\*?(?:\.py)?", page.read_text()))):
+        if name.endswith(".py"):
+            found = any(Path(path).name == name for path in repository_files())
+        elif name.endswith("*"):
+            found = any(test.startswith(name[:-1]) for test in defined_tests())
+        else:
+            found = name in defined_tests()
+        if not found:
+            missing.append(name)
+    assert not missing, f"{page.relative_to(ROOT)} names tests that tests/ does not have: {missing}"
+
+
+@pytest.mark.parametrize("page", reference_pages(), ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_file_a_page_names_exists(page: Path) -> None:
+    files = repository_files()
+    folders = {str(parent) for path in files for parent in Path(path).parents if str(parent) != "."}
+    text = page.read_text()
+    # Files a page has its reader write ("Write `tests/structure/greeter.yaml`:", docs/own-app.md).
+    written = set(re.findall(r"^Write `([^`]+)`:$", text, re.MULTILINE))
+    missing = []
+    for span in backticked(text):
+        name = span.split()[0] if span.split() else ""
+        if not PATH_LIKE.fullmatch(name) or name.startswith(("/", "*")) or name in written:
+            continue
+        bare = name.rstrip("/")
+        if not any(fnmatch.fnmatch(path, bare) or fnmatch.fnmatch(path, f"*/{bare}") for path in [*files, *folders]):
+            missing.append(name)
+    assert not missing, f"{page.relative_to(ROOT)} names files this repository does not have: {missing}"
+
+
+def test_the_settings_table_lists_exactly_the_apps_settings() -> None:
+    app = (ROOT / "docs" / "app.md").read_text()
+    table = app.split("## Settings", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([A-Z_]+)` \|", table, flags=re.MULTILINE))
+    assert documented == {name.upper() for name in Settings.model_fields}
+
+
+@pytest.mark.parametrize("page", reference_pages(), ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_upper_case_name_a_page_uses_is_a_setting_or_in_the_code(page: Path) -> None:
+    code = "\n".join(
+        (ROOT / path).read_text(errors="ignore") for path in repository_files() if not path.endswith(".md")
+    )
+    settings = {name.upper() for name in Settings.model_fields}
+    missing = []
+    for span in backticked(page.read_text()):
+        for name in re.findall(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b", span):
+            if name not in settings and name not in FROM_ELSEWHERE and name not in code:
+                missing.append(name)
+    assert not missing, f"{page.relative_to(ROOT)} uses names neither a setting nor in the code: {missing}"
+
+
+@pytest.mark.parametrize("page", pages(), ids=lambda page: str(page.relative_to(ROOT)))
+def test_no_page_cites_line_numbers(page: Path) -> None:
+    # Line numbers drift with every edit and no test can hold them; name the instruction instead.
+    cited = re.findall(r"\bl\. ?\d+|\blines? \d+|#L\d+", page.read_text())
+    assert not cited, f"{page.relative_to(ROOT)} cites line numbers: {cited}"
+
+
+def test_the_practices_page_and_the_mutants_name_the_same_practices() -> None:
+    from tests.images.test_practices import LINT_MUTANTS, MUTANTS
+
+    practices = (ROOT / "docs" / "practices.md").read_text()
+    named = set()
+    for page in reference_pages():
+        for clause in re.findall(r"\bmutants? ([^;|\n]+)", page.read_text()):
+            named |= set(re.findall(r"`([^`]+)`", clause))
+    assert named <= set(MUTANTS), f"the docs name mutants tests/test_practices.py lacks: {named - set(MUTANTS)}"
+    unnamed = {practice for practice in MUTANTS if f"`{practice}`" not in practices}
+    assert not unnamed, f"docs/practices.md does not say which practice these mutants prove: {unnamed}"
+    linted = set(re.findall(r"test_hadolint_fails_without_the_practice\[([^\]]+)\]", practices))
+    assert linted and linted <= set(LINT_MUTANTS), f"unknown hadolint mutants: {linted - set(LINT_MUTANTS)}"

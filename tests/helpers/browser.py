@@ -1,0 +1,73 @@
+"""A real browser (Debian's Chromium, driven by Playwright): the demo page used as a person would."""
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from .required import unavailable
+from .server import free_port
+
+CHROMIUM_FLAGS = [
+    "--no-sandbox",  # tests run as root in CI
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    # No network but loopback here: keep Chromium from calling home.
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+    if not Path(path).exists():
+        unavailable(
+            f"no Chromium at {path} (Debian: apt-get install chromium; or set CHROMIUM_PATH)", "REQUIRE_BROWSER"
+        )
+    return path
+
+
+@contextmanager
+def serve_target(folder: Path) -> Iterator[str]:
+    """A page on loopback for the short link to lead to."""
+    (folder / "landing.html").write_text("<title>Landed</title><h1>You followed the short link</h1>")
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), partial(SimpleHTTPRequestHandler, directory=folder))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
+def shorten_and_follow(page_url: str, target: str, executable: str) -> dict[str, str]:
+    """Drive the page as a person would; return what they saw."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            page.goto(page_url)
+            url_field = page.get_by_label("URL to shorten")
+            # A URL the service refuses: the page shows the server's reason.
+            url_field.fill("ftp://files.example.com/")
+            page.get_by_role("button", name="Shorten").click()
+            expect(page.locator("#error")).to_have_text("only http and https URLs can be shortened")
+            url_field.fill(target)
+            page.get_by_role("button", name="Shorten").click()
+            short = page.locator("#short-link")
+            expect(short).to_be_visible()
+            expect(page.locator("#error")).to_be_hidden()
+            seen = {"short": short.inner_text(), "admin": page.locator("#admin-link").inner_text()}
+            short.click()
+            page.wait_for_url(target)
+            seen["landed"] = page.title()
+            return seen
+        finally:
+            browser.close()

@@ -1,0 +1,57 @@
+"""Static checks on both Dockerfiles; they need no engine, so they run everywhere."""
+
+import re
+import subprocess
+
+import pytest
+
+from tests.helpers.dockerfiles import HADOLINT, IMAGES, instructions
+from tests.helpers.repo import ROOT, tool
+
+# The only instructions the two files may differ in: the base image (both stages), how the build stage gets
+# binutils (apt or apk), and how the user is made.
+OS_SPECIFIC = (
+    re.compile(r"^FROM python:3\.13-(slim|alpine)( AS build)?$"),
+    re.compile(r"^RUN (apt-get update && apt-get install|apk add) .*binutils$"),
+    re.compile(r"^RUN (groupadd|addgroup) "),
+)
+
+
+@pytest.mark.parametrize("dockerfile", IMAGES.values())
+def test_hadolint_finds_nothing_at_any_level(dockerfile: str) -> None:
+    result = subprocess.run(
+        [tool("hadolint"), "--no-color", "--config", HADOLINT, dockerfile],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
+
+
+def test_slim_and_alpine_keep_the_same_contract() -> None:
+    slim, alpine = instructions(IMAGES["slim"]), instructions(IMAGES["alpine"])
+    assert len(slim) == len(alpine), "the Dockerfiles have a different number of instructions"
+    for ours, theirs in zip(slim, alpine, strict=True):
+        if any(pattern.match(ours) and pattern.match(theirs) for pattern in OS_SPECIFIC):
+            continue
+        assert ours == theirs, f"Dockerfiles drifted apart:\n  slim:   {ours}\n  alpine: {theirs}"
+
+
+@pytest.mark.parametrize("dockerfile", IMAGES.values())
+def test_every_step_opens_with_a_comment_that_says_why(dockerfile: str) -> None:
+    paragraphs = (ROOT / dockerfile).read_text().split("\n\n")
+    for paragraph in paragraphs:
+        assert paragraph.lstrip().startswith("#"), f"{dockerfile}: a step without a comment:\n{paragraph}"
+
+
+@pytest.mark.parametrize("flavour", ["practices", *IMAGES])
+def test_structure_configs_exist_for_both_images(flavour: str) -> None:
+    config = ROOT / "container" / "structure" / f"{flavour}.yaml"
+    assert config.is_file() and "schemaVersion: 2.0.0" in config.read_text()
+
+
+def test_no_dockerfile_pulls_a_frontend_image() -> None:
+    for dockerfile in IMAGES.values():
+        first = (ROOT / dockerfile).read_text().lstrip().splitlines()[0]
+        assert not first.lower().startswith("# syntax"), f"{dockerfile}: a # syntax line pulls an image"

@@ -1,0 +1,162 @@
+"""The built images, run as a user would run them: hardened, published on 127.0.0.1 only."""
+
+import json
+import os
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tests.helpers.dockerfiles import IMAGES
+from tests.helpers.engine import build, docker, running, wait_for_health_status
+from tests.helpers.platforms import PlatformImage
+from tests.helpers.required import POSTGRES_HINT, unavailable
+from tests.helpers.structure import structure_test
+
+pytestmark = pytest.mark.docker
+
+
+# What the images promise on every platform (linux/amd64 and linux/arm64, the one that is not the
+# engine's own under QEMU): the contract, the hardened API, health, and a clean stop. Emulation is
+# slow (about 20 s from start to answering), so these allow it more time; nothing else changes.
+STARTUP_SECONDS = {False: 30, True: 180}
+
+
+def test_structure_tests_pass(platform_image: PlatformImage) -> None:
+    result = structure_test(platform_image.tag, platform_image.flavour, platform_image.platform)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_the_whole_api_works_in_a_hardened_container(platform_image: PlatformImage) -> None:
+    with (
+        running(platform_image.tag, seconds=STARTUP_SECONDS[platform_image.emulated]) as container,
+        httpx.Client(base_url=container.url, timeout=30) as client,
+    ):
+        assert client.get("/health").json() == {"status": "ok", "database": "ok", "clicks_waiting": 0}
+        assert "<form" in client.get("/").text
+        link = client.post("/url", json={"target_url": "https://example.com/"}).json()
+        admin = link["admin_url"].removeprefix("http://localhost:8000")
+        assert client.get(f"/{link['key']}").status_code == 307
+        assert client.head(f"/{link['key']}").status_code == 307
+        assert client.get(admin).json()["clicks"] == 1
+        assert client.post("/url", json={"target_url": "https://example.com/", "key": link["key"]}).status_code == 409
+        assert client.delete(admin).json()["is_active"] is False
+        assert client.get(f"/{link['key']}").status_code == 404
+        assert client.post("/url", content=b"x" * 1_000_000).status_code == 413
+        # The hardened container wrote nothing outside /data and /tmp.
+        assert docker("diff", container.name).strip() == ""
+
+
+def test_the_health_check_probes_often_only_while_the_container_starts(image: str) -> None:
+    """The image's HEALTHCHECK as Docker stored it (container-structure-test cannot see it)."""
+    check = json.loads(docker("image", "inspect", "-f", "{{json .Config.Healthcheck}}", image))
+    seconds = {name: check.get(name, 0) / 1e9 for name in ("Interval", "StartInterval", "StartPeriod", "Timeout")}
+    assert check["Test"] == ["CMD", "python", "/opt/container/healthcheck.py"]
+    assert 0 < seconds["StartInterval"] <= 1, "without --start-interval the first probe waits a whole interval"
+    assert seconds["Interval"] >= 10 * seconds["StartInterval"], "a steady probe this often costs CPU for nothing"
+    assert seconds["StartPeriod"] >= 10 and seconds["Timeout"] < seconds["Interval"]
+
+
+def test_docker_reports_the_container_healthy(platform_image: PlatformImage) -> None:
+    seconds = STARTUP_SECONDS[platform_image.emulated]
+    with running(platform_image.tag, seconds=seconds) as container:
+        wait_for_health_status(container.name, seconds=seconds)
+        assert container.state()["Health"]["FailingStreak"] == 0
+
+
+def test_a_request_reaches_docker_logs_at_once(image: str) -> None:
+    with running(image) as container:
+        marker = f"/log-probe-{uuid.uuid4().hex}"
+        httpx.get(container.url + marker)
+        deadline = time.monotonic() + 1.0
+        while marker not in container.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker in container.logs(), "the access log line was held in a buffer"
+
+
+def python_bytecode_written_as_root(image: str, *env: str) -> str:
+    """What `docker diff` shows after root imports a module that has no bytecode yet.
+
+    Every module the image ships is compiled at build time, so the probe is a new one, in /tmp: a
+    module added at run time, or one whose source changed, is what Python would write bytecode for.
+    """
+    name = f"shortener-pyc-{uuid.uuid4().hex[:8]}"
+    docker("run", "--name", name, "-u", "0", *env, "--entrypoint", "sh", image, "-c",
+           "echo 'x = 1' > /tmp/fresh.py && cd /tmp && python -c 'import fresh'")  # fmt: skip
+    try:
+        return docker("diff", name)
+    finally:
+        docker("rm", "-v", name, check=False)
+
+
+def test_python_writes_no_bytecode_at_run_time_even_as_root(image: str) -> None:
+    # As root the code would be writable, so only PYTHONDONTWRITEBYTECODE stops .pyc files.
+    changed = python_bytecode_written_as_root(image)
+    assert "/tmp/fresh.py" in changed and ".pyc" not in changed, changed
+
+
+def test_urls_and_acknowledged_clicks_survive_restart_and_kill(image: str) -> None:
+    volume = f"shortener-test-{uuid.uuid4().hex[:8]}"
+    docker("volume", "create", volume)
+    try:
+        with running(image, volume=volume) as first, httpx.Client(base_url=first.url) as client:
+            links = [client.post("/url", json={"target_url": f"https://example.com/{i}"}).json() for i in range(5)]
+            for i, link in enumerate(links):
+                for _ in range(i):
+                    client.get(f"/{link['key']}")
+            # Reading the admin page writes buffered clicks: from here on they are acknowledged.
+            admins = [link["admin_url"].removeprefix("http://localhost:8000") for link in links]
+            seen = [client.get(admin).json()["clicks"] for admin in admins]
+            assert seen == [0, 1, 2, 3, 4]
+            docker("kill", first.name)  # SIGKILL: no shutdown hook runs
+        with running(image, volume=volume) as second, httpx.Client(base_url=second.url) as client:
+            assert [client.get(admin).json()["clicks"] for admin in admins] == seen
+            assert all(client.get(f"/{link['key']}").status_code == 307 for link in links)
+            docker("stop", second.name)
+        with running(image, volume=volume) as third, httpx.Client(base_url=third.url) as client:
+            assert [client.get(admin).json()["clicks"] for admin in admins] == [1, 2, 3, 4, 5]
+    finally:
+        docker("volume", "rm", "-f", volume, check=False)
+
+
+def test_docker_stop_is_quick_and_clean(platform_image: PlatformImage) -> None:
+    with running(platform_image.tag, seconds=STARTUP_SECONDS[platform_image.emulated]) as container:
+        httpx.get(container.url + "/health", timeout=30)
+        exit_code, took = container.stop()
+    assert exit_code == 0, (
+        f"exit code {exit_code} after {took:.1f} s: the process did not exit on SIGTERM, so Docker killed it"
+    )
+    # Exit code 0 already rules out Docker's SIGKILL; natively it is also quick.
+    if not platform_image.emulated:
+        assert took < 2, f"docker stop took {took:.1f} s: SIGTERM did not reach uvicorn, so Docker waited to SIGKILL"
+
+
+def test_docker_stop_exits_0_when_the_server_is_not_pid_1(image: str) -> None:
+    """Behind an init (`docker run --init`, compose `init: true`) the server does not get PID 1's pass.
+
+    uvicorn raises SIGTERM again after its graceful shutdown; as PID 1 the kernel drops it, elsewhere
+    it kills the process (exit 143). The same happens under QEMU, where the emulator is PID 1.
+    """
+    with running(image, extra=("--init",)) as container:
+        exit_code, _ = container.stop()
+    assert exit_code == 0, f"exit code {exit_code} after a clean shutdown behind an init"
+
+
+def test_an_image_built_with_postgres_reaches_a_real_postgresql(image: str) -> None:
+    """The opt-in driver: --build-arg WITH_POSTGRES=1 adds psycopg, and the app's engine uses it."""
+    server = os.environ.get("TEST_POSTGRES_URL") or unavailable(POSTGRES_HINT, "REQUIRE_POSTGRES")
+    flavour = image.rsplit(":", 1)[1]
+    tag = f"shortener-test:{flavour}-postgres"
+    build(IMAGES[flavour], tag, args={"WITH_POSTGRES": "1"})
+    probe = (
+        "import sys, psycopg; from shortener_app.database import make_engine\n"
+        "with make_engine(sys.argv[1]).connect() as connection:\n"
+        "    print(psycopg.pq.__impl__, connection.exec_driver_sql('select 6 * 7').scalar())"
+    )
+    try:
+        # Host networking, so the container reaches the test server on 127.0.0.1; it listens on nothing.
+        answer = docker("run", "--rm", "--network", "host", "--entrypoint", "python", tag, "-c", probe, server)
+    finally:
+        docker("image", "rm", "-f", tag, check=False)
+    assert answer.split() == ["binary", "42"]
