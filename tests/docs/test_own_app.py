@@ -1,11 +1,11 @@
-"""docs/own-app.md, followed word for word on another app: the Docker assets carry over.
+"""docs/own-app.md, followed word for word on another app: the container assets carry over.
 
 The page is the one list of steps. This test reads its commands and diffs from the page itself and
-applies them, in a temporary project, to greeter (tests/own_app: a Starlette service with its own
-package, its own dependencies and no SQLAlchemy), with this repository beside it as `shortener`, as
-the page tells a reader to clone it. Then the image is built, and must keep every practice that
-tests/structure/practices.yaml and the base's config check, run hardened as 5678, turn healthy, and
-stop on SIGTERM within 2 s with exit code 0.
+applies them, in a temporary project, to greeter (tests/docs/own_app: a Starlette service with an
+app factory, its dependencies in a pyproject.toml and no SQLAlchemy), with this repository beside it
+as `shortener`, as the page tells a reader to clone it. Then the image is built, and must keep every
+practice that container/structure/practices.yaml and the base's config check, run hardened as 5678,
+turn healthy, and stop on SIGTERM within 2 s with exit code 0.
 """
 
 import os
@@ -25,10 +25,10 @@ from tests.helpers.repo import ROOT, tool
 from tests.helpers.structure import structure_test
 
 PAGE = ROOT / "docs" / "own-app.md"
-APP = ROOT / "tests" / "own_app"
+APP = ROOT / "tests" / "docs" / "own_app"
 BLOCK = re.compile(r"^```(\w+)\n(.*?)^```$", re.MULTILINE | re.DOTALL)
 # The line a reader sees above a diff ("In `Dockerfile.slim` and `Dockerfile.alpine`:") or above a
-# file's contents ("Write `tests/structure/greeter.yaml`:"), naming the files the block is for.
+# file's contents ("Write `container/structure/greeter.yaml`:"), naming the files the block is for.
 FOR_FILES = re.compile(r"^(?:In|Write) (`[^`]+`(?:,? (?:and )?`[^`]+`)*):$")
 
 
@@ -133,14 +133,36 @@ def test_after_the_page_nothing_the_images_read_names_this_app(project: Path) ->
         named = [line for line in instructions(str(project / dockerfile)) if "shortener" in line]
         assert named == [], f"{dockerfile} still names this app after the page's edits: {named}"
     assert "shortener" not in (project / ".dockerignore").read_text()
-    assert "--hash=sha256:" in (project / "requirements.txt").read_text()
-    assert not re.search(r"^(fastapi|sqlalchemy|pydantic)==", (project / "requirements.txt").read_text(), re.M)
+    lock = (project / "requirements.txt").read_text()
+    assert "--hash=sha256:" in lock
+    assert re.search(r"^starlette==", lock, re.M) and re.search(r"^uvicorn==", lock, re.M), "the lock lacks the server"
+    assert not re.search(r"^(fastapi|sqlalchemy|pydantic)==", lock, re.M)
+    copied = [project / name for name in (*IMAGES.values(), ".dockerignore")] + [
+        path for path in (project / "container").rglob("*") if path.is_file()
+    ]
+    left = [f"{path.relative_to(project)}: {line.strip()}" for path in copied
+            for line in path.read_text().splitlines() if "shortener" in line.lower()]  # fmt: skip
+    assert left == [], f"the sample is still named in the adopted files: {left}"
+
+
+def test_the_leftover_check_fails_on_files_only_copied(tmp_path: Path) -> None:
+    """The page's last edit is a check that can fail: on the files as copied, before any edit, it does."""
+    *_, last = steps()
+    [command] = [text for kind, _, text in last.blocks if kind == "sh"]
+    (tmp_path / "shortener").symlink_to(ROOT)
+    project = tmp_path / "greeter"
+    project.mkdir()
+    copy = [text for kind, _, text in steps()[0].blocks if kind == "sh"]
+    for text in copy:
+        subprocess.run(["sh", "-ec", text], cwd=project, check=True)
+    result = subprocess.run(["sh", "-c", command], cwd=project, capture_output=True, text=True, check=False)
+    assert result.returncode != 0 and "shortener_app" in result.stdout, result.stdout + result.stderr
 
 
 def test_after_the_page_hadolint_finds_nothing_in_either_dockerfile(project: Path) -> None:
-    """With the copied .hadolint.yaml: every finding fails, and a missing label or HEALTHCHECK is one."""
-    result = subprocess.run([tool("hadolint"), "--no-color", *IMAGES.values()], cwd=project,
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    """With the copied container/hadolint.yaml: every finding fails, and a missing label or HEALTHCHECK is one."""
+    result = subprocess.run([tool("hadolint"), "--no-color", "--config", "container/hadolint.yaml", *IMAGES.values()],
+                            cwd=project, capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 0 and result.stdout == "", result.stdout + result.stderr
 
 
@@ -158,7 +180,7 @@ def greeter_image(request: pytest.FixtureRequest, project: Path, docker_engine: 
 @pytest.mark.docker
 def test_the_practices_hold_for_another_app(greeter_image: tuple[str, str], project: Path) -> None:
     tag, flavour = greeter_image
-    structure = project / "tests" / "structure"
+    structure = project / "container" / "structure"
     # The practices, the base's own, and the config of the app's own facts that the page wrote.
     copied = {"practices.yaml", *(f"{name}.yaml" for name in IMAGES)}
     own = [config for config in structure.glob("*.yaml") if config.name not in copied]

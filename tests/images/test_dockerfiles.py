@@ -6,10 +6,12 @@ import subprocess
 import pytest
 
 from tests.helpers.dockerfiles import HADOLINT, IMAGES, instructions
-from tests.helpers.repo import ROOT, tool
+from tests.helpers.repo import APP_PACKAGE, ROOT, tool
 
 # The only instructions the two files may differ in: the base image (both stages), how the build stage gets
 # binutils (apt or apk), and how the user is made.
+# A size, a share or a ratio: what a benchmark measures, not a setting the file makes.
+MEASURED = re.compile(r"\d+(?:\.\d+)? ?(?:MB|MiB|kB|KB|GB|%)\b|\b(?:a third|half|twice|times faster)\b", re.I)
 OS_SPECIFIC = (
     re.compile(r"^FROM python:3\.13-(slim|alpine)( AS build)?$"),
     re.compile(r"^RUN (apt-get update && apt-get install|apk add) .*binutils$"),
@@ -55,3 +57,31 @@ def test_no_dockerfile_pulls_a_frontend_image() -> None:
     for dockerfile in IMAGES.values():
         first = (ROOT / dockerfile).read_text().lstrip().splitlines()[0]
         assert not first.lower().startswith("# syntax"), f"{dockerfile}: a # syntax line pulls an image"
+
+
+@pytest.mark.parametrize("dockerfile", IMAGES.values())
+def test_the_sample_app_is_named_in_at_most_two_instructions(dockerfile: str) -> None:
+    """A template user edits the app's name in two places: its UVICORN_APP setting and its COPY."""
+    named = [line for line in instructions(dockerfile) if APP_PACKAGE in line]
+    assert len(named) <= 2, f"{dockerfile} names {APP_PACKAGE} in {len(named)} instructions: {named}"
+
+
+@pytest.mark.parametrize("dockerfile", IMAGES.values())
+def test_comments_are_at_most_35_percent_of_the_lines_and_quote_no_measured_number(dockerfile: str) -> None:
+    """One line of why a step, at the density of the best templates; measured figures drift, so they
+    live in the generated pages (docs/numbers.md), never in a comment."""
+    lines = (ROOT / dockerfile).read_text().splitlines()
+    comments = [line for line in lines if line.lstrip().startswith("#")]
+    assert len(comments) <= 0.35 * len(lines), f"{dockerfile}: {len(comments)} of {len(lines)} lines are comments"
+    figures = [line for line in comments if MEASURED.search(line)]
+    assert figures == [], f"{dockerfile}: comments that quote a measured figure: {figures}"
+
+
+@pytest.mark.parametrize("dockerfile", IMAGES.values())
+def test_every_practice_a_dockerfile_links_is_a_section_of_the_practices_page(dockerfile: str) -> None:
+    headings = re.findall(r"^## (.+)$", (ROOT / "docs" / "practices.md").read_text(), re.MULTILINE)
+    # GitHub's anchors: lower case, punctuation but '-' dropped, spaces to '-'.
+    anchors = {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+    linked = re.findall(r"docs/practices\.md#([\w-]+)", (ROOT / dockerfile).read_text())
+    assert linked, f"{dockerfile} links no practice"
+    assert set(linked) <= anchors, f"{dockerfile} links sections docs/practices.md lacks: {set(linked) - anchors}"

@@ -1,1 +1,1 @@
-"""greeter: another app, moved into this repository's images by docs/own-app.md (tests/test_own_app.py)."""
+"""greeter: another app, moved into this repository's images by docs/own-app.md (tests/docs/test_own_app.py)."""

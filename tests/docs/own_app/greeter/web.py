@@ -29,4 +29,6 @@ def greet(request: Request) -> PlainTextResponse:
     return PlainTextResponse(f"Hello, {name}! {before} guests before you.")
 
 
-app = Starlette(routes=[Route("/health", health), Route("/hello/{name}", greet, methods=["POST"])])
+def create_app() -> Starlette:
+    """An app factory: uvicorn calls it (UVICORN_FACTORY=true) rather than importing a ready app."""
+    return Starlette(routes=[Route("/health", health), Route("/hello/{name}", greet, methods=["POST"])])
