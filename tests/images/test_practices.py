@@ -77,7 +77,8 @@ def test_the_build_context_is_exactly_what_the_image_needs(tmp_path: Path, docke
     junk = [".git/HEAD", ".env", ".env.local", "shortener.db", "shortener.db-wal", ".venv/bin/python",
             "venv/pyvenv.cfg", "shortener_app/__pycache__/main.cpython-313.pyc", ".pytest_cache/v/x",
             ".ruff_cache/x", ".mypy_cache/x", ".coverage", "htmlcov/index.html", "notes.txt",
-            "shortener_app/.env", "shortener_app/local.db", "docs/x.md", "node_modules/x/index.js"]  # fmt: skip
+            "shortener_app/.env", "shortener_app/local.db", "docs/x.md", ".ci/node/node_modules/x/index.js",
+            "container/structure/x.yaml", "container/README.md"]  # fmt: skip
     repo = working_copy(tmp_path / "repo", dict.fromkeys(junk, "junk"))
     out = tmp_path / "context"
     docker("buildx", "build", "-q", "-f", "-", "--output", f"type=local,dest={out}", str(repo),
@@ -86,7 +87,8 @@ def test_the_build_context_is_exactly_what_the_image_needs(tmp_path: Path, docke
     expected = sorted(
         name
         for name in tracked_files()
-        if name in ("requirements.txt", "requirements-postgres.txt") or name.startswith("shortener_app/")
+        if name in ("requirements.txt", "requirements-postgres.txt", "container/serve.py", "container/healthcheck.py")
+        or name.startswith("shortener_app/")
     )
     assert arrived == expected
 
