@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from . import datadir, errors, logs
+from . import datadir, errors, logs, unprocessable
 from .config import Settings, get_settings
 from .fastpath import CachedRedirects
 from .limits import BodySizeLimit
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(StartupCheck, check=lambda: datadir.problem((settings or get_settings()).db_url))
     app.include_router(router)
     errors.install(app)
+    unprocessable.install(app)
     return app
 
 
