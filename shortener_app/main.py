@@ -7,12 +7,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from . import errors, logs
+from . import datadir, errors, logs, unprocessable
 from .config import Settings, get_settings
 from .fastpath import CachedRedirects
 from .limits import BodySizeLimit
 from .routes import router
 from .runtime import Runtime
+from .startup import StartupCheck
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     max_body = (settings or get_settings()).max_body_bytes
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
     app.add_middleware(CachedRedirects)
+    # Outermost: an unusable data directory stops the start with what to do, not a traceback.
+    app.add_middleware(StartupCheck, check=lambda: datadir.problem((settings or get_settings()).db_url))
     app.include_router(router)
     errors.install(app)
+    unprocessable.install(app)
     return app
 
 

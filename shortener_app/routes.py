@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from . import crud
 from .errors import RETRY_AFTER
 from .fastpath import redirect
+from .ijson import IJsonRoute
 from .models import ShortURL
 from .runtime import Runtime, RuntimeDep, SessionDep
 from .schemas import Health, Problem, URLCreate, URLInfo
@@ -18,7 +19,8 @@ from .validation import InvalidInput, check_not_self, is_valid_key
 
 DEMO_PAGE = Path(__file__).with_name("static") / "index.html"
 
-router = APIRouter()
+# Bodies are read as I-JSON: NaN, 1e400, lone surrogates and repeated members are syntax errors (ijson.py).
+router = APIRouter(route_class=IJsonRoute)
 
 
 def _info(runtime: Runtime, row: ShortURL, secret: str) -> URLInfo:

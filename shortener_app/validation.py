@@ -3,12 +3,13 @@
 import ipaddress
 import re
 import socket
-import unicodedata
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import validators
 from pydantic import HttpUrl
 
+from .hosts import InvalidHost, to_ascii
+from .invisible import first_invisible
 from .models import KEY_MAX_LENGTH, TARGET_MAX_LENGTH
 
 KEY_MIN_LENGTH = 3
@@ -16,9 +17,6 @@ KEY_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{{KEY_MIN_LENGTH},{KEY_MAX_LENGTH}}}")
 # Paths this service serves itself, or may serve later; a key must never shadow them.
 RESERVED_KEYS = frozenset({"admin", "api", "docs", "health", "openapi", "redoc", "static", "url", "favicon.ico"})
 _WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
-# Unicode's control (Cc) and format (Cf) characters: the bidi overrides and isolates
-# (U+202A-202E, U+2066-2069) that make a URL read differently from where it goes, zero-width ones.
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
 # Only digits, dots and hex letters: what a browser may read as an IPv4 address (127.1, 0x7f.1, 2130706433).
 _IPV4_LIKE = re.compile(r"[0-9a-fx.]+")
 
@@ -41,22 +39,46 @@ def check_custom_key(key: str) -> str:
 
 
 def check_target_url(url: str) -> str:
-    """Accept only absolute http(s) URLs of a sensible length, with nothing hidden in them."""
+    """Accept only absolute http(s) URLs of a sensible length, with nothing hidden in them.
+
+    Returns the URL as a browser opens it: a host with non-ASCII characters in its ASCII form
+    (fullwidth letters mapped, punycode for the rest), which is what is stored and shown.
+    """
     if len(url) > TARGET_MAX_LENGTH:
         raise InvalidInput(f"the URL is longer than {TARGET_MAX_LENGTH} characters")
     if _WHITESPACE_OR_CONTROL.search(url):
         raise InvalidInput("the URL contains whitespace or control characters")
     # Percent-encoded too (a browser shows %E2%80%AE decoded in the address bar); an encoded space is fine.
-    if any(unicodedata.category(c) in _INVISIBLE_CATEGORIES for text in (url, unquote(url)) for c in text):
-        raise InvalidInput("the URL contains control or invisible characters (e.g. a bidi override)")
-    parts = urlsplit(url)
+    hidden = first_invisible(url) or first_invisible(unquote(url))
+    if hidden is not None:
+        raise InvalidInput(
+            f"the URL contains a character that renders as nothing (U+{ord(hidden):04X}): "
+            "a control, format, bidi, zero-width, filler or blank character"
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port that is not a number, or a netloc that NFKC turns into / ? # @ :
+        raise InvalidInput("the URL is not valid") from None
     if parts.scheme.lower() not in ("http", "https"):
         raise InvalidInput("only http and https URLs can be shortened")
     if "@" in parts.netloc:
         raise InvalidInput("a URL with a user name or password (user@host) is refused: it disguises the real host")
+    if not parts.netloc.isascii():
+        try:
+            host = to_ascii(parts.hostname or "")
+        except InvalidHost as error:
+            raise InvalidInput(str(error)) from None
+        url = _with_netloc(parts, host if port is None else f"{host}:{port}")
+        if len(url) > TARGET_MAX_LENGTH:
+            raise InvalidInput(f"the URL is longer than {TARGET_MAX_LENGTH} characters with its host in ASCII")
     if not validators.url(url):
         raise InvalidInput("the URL is not valid")
     return url
+
+
+def _with_netloc(parts: SplitResult, netloc: str) -> str:
+    return parts._replace(netloc=netloc).geturl()
 
 
 def check_not_self(url: str, base_url: HttpUrl) -> str:
@@ -75,8 +97,12 @@ def check_not_self(url: str, base_url: HttpUrl) -> str:
 
 
 def _canonical_host(host: str) -> str:
-    """One spelling per host: lower case, no trailing dot, an IP address in its standard form."""
-    host = host.lower().rstrip(".")
+    """One spelling per host: as a browser maps it (UTS #46: case, fullwidth forms, ideographic
+    full stops, punycode), no trailing dot, an IP address in its standard form."""
+    try:
+        host = to_ascii(host).rstrip(".")
+    except InvalidHost:
+        return host
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
