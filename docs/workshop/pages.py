@@ -3,7 +3,7 @@
     python docs/workshop/pages.py        rewrite each page's diff block from the Dockerfiles
 
 A page shows its change as a ```diff block: the unified diff from the step before, computed here
-from the files themselves (CHANGES), so tests/test_workshop.py can hold the page to the files.
+from the files themselves (CHANGES), so tests/docs/test_workshop.py can hold the page to the files.
 Rewriting is for after a deliberate change to a step's Dockerfile (or to Dockerfile.slim): read
 the new diff, then make the page's words say it.
 
