@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from . import datadir, errors, logs, unprocessable
+from . import apidocs, datadir, errors, logs, unprocessable
 from .config import Settings, get_settings
 from .fastpath import CachedRedirects
 from .limits import BodySizeLimit
@@ -41,12 +41,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="A small, production-minded URL shortener: the sample app of a container template.",
         version="1.0.0",
         lifespan=lifespan,
+        # Served by apidocs from a pinned package, not FastAPI's CDN pages.
+        docs_url=None,
+        redoc_url=None,
     )
     max_body = (settings or get_settings()).max_body_bytes
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
     app.add_middleware(CachedRedirects)
     # Outermost: an unusable data directory stops the start with what to do, not a traceback.
     app.add_middleware(StartupCheck, check=lambda: datadir.problem((settings or get_settings()).db_url))
+    # Before the router: its /{key} would otherwise take /docs and /redoc.
+    apidocs.install(app)
     app.include_router(router)
     errors.install(app)
     unprocessable.install(app)

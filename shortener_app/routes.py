@@ -1,6 +1,5 @@
 """The HTTP endpoints. Each one is thin: validate, call crud, shape the answer."""
 
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Request, status
@@ -13,11 +12,12 @@ from .errors import RETRY_AFTER
 from .fastpath import redirect
 from .ijson import IJsonRoute
 from .models import ShortURL
+from .paths import STATIC
 from .runtime import Runtime, RuntimeDep, SessionDep
 from .schemas import Health, Problem, URLCreate, URLInfo
 from .validation import InvalidInput, check_not_self, is_valid_key
 
-DEMO_PAGE = Path(__file__).with_name("static") / "index.html"
+DEMO_PAGE = STATIC / "index.html"
 
 # Bodies are read as I-JSON: NaN, 1e400, lone surrogates and repeated members are syntax errors (ijson.py).
 router = APIRouter(route_class=IJsonRoute)

@@ -1,6 +1,7 @@
 """Every endpoint and every error path, in process, on a throwaway database per test."""
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -310,9 +311,24 @@ def test_demo_page_and_api_docs_are_served(client: TestClient) -> None:
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert '<form id="shorten">' in page.text
     assert 'src="http' not in page.text and 'href="http' not in page.text, "the page must load nothing from a CDN"
-    assert client.get("/docs").status_code == 200
+    assert client.get("/static/demo.js").status_code == 200
     schema = client.get("/openapi.json").json()
     assert {"/url", "/admin/{secret}", "/{key}", "/health"} <= set(schema["paths"])
+
+
+@pytest.mark.parametrize("page", ["/", "/docs", "/redoc"])
+def test_the_pages_load_nothing_from_elsewhere_and_run_no_inline_script(client: TestClient, page: str) -> None:
+    """Without internet (a workshop room) the demo and the API docs still work, and a CSP of
+    `script-src 'self'` allows every script they run: each is a file this app serves."""
+    html = client.get(page)
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    sources = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"', html.text)
+    assert sources, f"{page} loads no script or style"
+    assert [source for source in sources if not source.startswith("/")] == [], f"{page} loads from elsewhere"
+    for source in sources:
+        assert client.get(source).status_code == 200, f"{page}: {source} is not served"
+    inline = re.findall(r"<script\b(?![^>]*\bsrc=)[^>]*>(.*?)</script>", html.text, re.DOTALL)
+    assert inline == [], f"{page} runs an inline script, which script-src 'self' refuses"
 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:

@@ -7,9 +7,13 @@ from contextlib import contextmanager
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .required import unavailable
 from .server import free_port
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ConsoleMessage, Page, Route
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",  # tests run as root in CI
@@ -45,14 +49,39 @@ def serve_target(folder: Path) -> Iterator[str]:
         server.shutdown()
 
 
-def shorten_and_follow(page_url: str, target: str, executable: str) -> dict[str, str]:
-    """Drive the page as a person would; return what they saw."""
+# The Content-Security-Policy the front door sends: the pages must work under it, with no inline script.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def enforce_csp(page: "Page", origin: str, violations: list[str]) -> None:
+    """Every answer from `origin` carries CSP, as the proxy adds it; what the browser refuses is collected."""
+
+    def with_policy(route: "Route") -> None:
+        answer = route.fetch(max_redirects=0)
+        route.fulfill(response=answer, headers={**answer.headers, "content-security-policy": CSP})
+
+    def refused(message: "ConsoleMessage") -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    page.route(f"{origin}/**", with_policy)
+    page.on("console", refused)
+
+
+def shorten_and_follow(page_url: str, target: str, executable: str, *, csp: bool = False) -> dict[str, str]:
+    """Drive the page as a person would (under the CSP, if asked); return what they saw."""
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page()
+            violations: list[str] = []
+            if csp:
+                enforce_csp(page, page_url.rstrip("/"), violations)
             page.goto(page_url)
             url_field = page.get_by_label("URL to shorten")
             # A URL the service refuses: the page shows the server's reason.
@@ -68,6 +97,24 @@ def shorten_and_follow(page_url: str, target: str, executable: str) -> dict[str,
             short.click()
             page.wait_for_url(target)
             seen["landed"] = page.title()
+            seen["csp_violations"] = "\n".join(violations)
             return seen
+        finally:
+            browser.close()
+
+
+def api_docs_operations(docs_url: str, executable: str) -> tuple[int, str]:
+    """Open Swagger UI under the CSP; the operations it renders from /openapi.json, and what it refused."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            violations: list[str] = []
+            enforce_csp(page, docs_url.rsplit("/", 1)[0], violations)
+            page.goto(docs_url)
+            page.locator(".opblock").first.wait_for(timeout=15_000)
+            return page.locator(".opblock").count(), "\n".join(violations)
         finally:
             browser.close()

@@ -1,0 +1,32 @@
+// The demo page's only script: a file, not inline, so a CSP of script-src 'self' allows it.
+"use strict";
+const form = document.getElementById("shorten");
+const error = document.getElementById("error");
+const result = document.getElementById("result");
+function show(link, href) { link.href = href; link.textContent = href; }
+function message(detail) {
+  if (Array.isArray(detail)) return detail.map((d) => d.msg).join("; ");
+  return String(detail ?? "something went wrong");
+}
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  error.hidden = true;
+  result.hidden = true;
+  const body = { target_url: form.target_url.value };
+  if (form.key.value) body.key = form.key.value;
+  try {
+    const response = await fetch("/url", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    const data = await response.json();
+    if (!response.ok) throw new Error(message(data.detail));
+    show(document.getElementById("short-link"), data.url);
+    show(document.getElementById("admin-link"), data.admin_url);
+    result.hidden = false;
+  } catch (failure) {
+    error.textContent = failure.message;
+    error.hidden = false;
+  }
+});
