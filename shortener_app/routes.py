@@ -8,16 +8,19 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from . import crud
+from .about import about
 from .errors import RETRY_AFTER
 from .fastpath import redirect
 from .ijson import IJsonRoute
 from .models import ShortURL
 from .paths import STATIC
 from .runtime import Runtime, RuntimeDep, SessionDep
-from .schemas import Health, Problem, URLCreate, URLInfo
+from .schemas import About, Health, Problem, URLCreate, URLInfo
 from .validation import InvalidInput, check_not_self, is_valid_key
 
 DEMO_PAGE = STATIC / "index.html"
+# The admin link opened in a browser: a page that reads the link's JSON and can deactivate it.
+ADMIN_PAGE = STATIC / "admin.html"
 
 # Bodies are read as I-JSON: NaN, 1e400, lone surrogates and repeated members are syntax errors (ijson.py).
 router = APIRouter(route_class=IJsonRoute)
@@ -96,13 +99,27 @@ def create_url(request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep, 
     responses={404: {"model": Problem}, **UNAVAILABLE},
     summary="A link's details and click count",
 )
-async def link_info(secret: str, runtime: RuntimeDep) -> URLInfo:
+async def link_info(secret: str, request: Request, runtime: RuntimeDep) -> URLInfo | FileResponse:
+    # A browser asks for a page first (Accept: text/html, ...); the page holds no data and asks for
+    # the JSON itself. Every other client gets the JSON. The answer depends on Accept: Vary says so.
+    if _wants_html(request):
+        return FileResponse(ADMIN_PAGE, media_type="text/html", headers={"Vary": "Accept"})
     # Write buffered clicks first, so the count shown is exact and already durable.
     await runtime.clicks.flush()
     row = await run_in_threadpool(runtime.link_by_secret, secret)
     if row is None:
         raise _not_found(UNKNOWN_ADMIN_LINK)
     return _info(runtime, row, secret)
+
+
+def _wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return accept.startswith("text/html") or accept.startswith("application/xhtml+xml")
+
+
+@router.get("/about", response_model=About, summary="Which process answered, and what it runs as; no settings")
+def about_this_process(request: Request) -> About:
+    return about(request.app.version)
 
 
 @router.delete(

@@ -70,3 +70,11 @@ class Health(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class About(BaseModel):
+    served_by: str = Field(description="The host name of the process that answered: in a container, its ID.")
+    user_id: int = Field(description="The user ID the process runs as (5678 in the image).")
+    root_read_only: bool = Field(description="Whether the root file system is mounted read-only.")
+    python: str = Field(description="The Python version running the app.")
+    version: str = Field(description="The app's version.")

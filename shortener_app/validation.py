@@ -15,7 +15,9 @@ from .models import KEY_MAX_LENGTH, TARGET_MAX_LENGTH
 KEY_MIN_LENGTH = 3
 KEY_PATTERN = re.compile(rf"[A-Za-z0-9_-]{{{KEY_MIN_LENGTH},{KEY_MAX_LENGTH}}}")
 # Paths this service serves itself, or may serve later; a key must never shadow them.
-RESERVED_KEYS = frozenset({"admin", "api", "docs", "health", "openapi", "redoc", "static", "url", "favicon.ico"})
+RESERVED_KEYS = frozenset(
+    {"about", "admin", "api", "docs", "health", "openapi", "redoc", "static", "url", "favicon.ico"}
+)
 _WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 # Only digits, dots and hex letters: what a browser may read as an IPv4 address (127.1, 0x7f.1, 2130706433).
 _IPV4_LIKE = re.compile(r"[0-9a-fx.]+")

@@ -30,3 +30,12 @@ form.addEventListener("submit", async (event) => {
     error.hidden = false;
   }
 });
+
+// Which process answered, and what it runs as: read from the process, so scaling out shows the spread.
+fetch("/about").then((response) => response.json()).then((about) => {
+  document.getElementById("served-by").textContent = about.served_by;
+  document.getElementById("user-id").textContent = String(about.user_id);
+  document.getElementById("root").textContent = about.root_read_only ? "read-only" : "writable";
+  document.getElementById("python").textContent = about.python;
+  document.getElementById("about").hidden = false;
+}).catch(() => {});

@@ -1,7 +1,10 @@
 """Every endpoint and every error path, in process, on a throwaway database per test."""
 
 import hashlib
+import os
+import platform
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -316,11 +319,36 @@ def test_demo_page_and_api_docs_are_served(client: TestClient) -> None:
     assert {"/url", "/admin/{secret}", "/{key}", "/health"} <= set(schema["paths"])
 
 
-@pytest.mark.parametrize("page", ["/", "/docs", "/redoc"])
+def test_about_says_which_process_answered_and_nothing_of_its_settings(client: TestClient) -> None:
+    about = client.get("/about")
+    assert about.status_code == 200
+    assert about.json() == {
+        "served_by": socket.gethostname(),
+        "user_id": os.getuid(),
+        "root_read_only": bool(os.statvfs("/").f_flag & os.ST_RDONLY),
+        "python": platform.python_version(),
+        "version": client.app.version,
+    }
+    settings = client.app.state.runtime.settings
+    assert str(settings.base_url).rstrip("/") not in about.text and settings.db_url not in about.text
+
+
+def test_the_admin_link_is_a_page_for_a_browser_and_json_for_an_api_client(client: TestClient) -> None:
+    link = shorten(client)
+    admin = link["admin_url"].removeprefix(BASE_URL)
+    browser = client.get(admin, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert browser.headers["content-type"].startswith("text/html") and browser.headers["vary"] == "Accept"
+    assert admin.rsplit("/", 1)[1] not in browser.text, "the page must not carry the secret"
+    assert '<button id="deactivate"' in browser.text
+    assert client.get(admin).json()["key"] == link["key"]
+    assert client.get(admin, headers={"Accept": "application/json"}).json()["key"] == link["key"]
+
+
+@pytest.mark.parametrize("page", ["/", "/docs", "/redoc", "/admin/not-a-secret"])
 def test_the_pages_load_nothing_from_elsewhere_and_run_no_inline_script(client: TestClient, page: str) -> None:
     """Without internet (a workshop room) the demo and the API docs still work, and a CSP of
     `script-src 'self'` allows every script they run: each is a file this app serves."""
-    html = client.get(page)
+    html = client.get(page, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})  # a browser's
     assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
     sources = re.findall(r'<(?:script|link)\b[^>]*\b(?:src|href)="([^"]+)"', html.text)
     assert sources, f"{page} loads no script or style"

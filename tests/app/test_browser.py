@@ -1,5 +1,6 @@
 """The demo page in a real browser: shorten a URL, see the links, follow the short one."""
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,8 @@ def test_the_demo_page_shortens_a_url_and_the_link_leads_to_it(tmp_path: Path, t
     assert seen["short"].startswith(f"http://localhost:{port}/")
     assert "/admin/" in seen["admin"]
     assert seen["landed"] == "Landed"
+    assert seen["served_by"] == socket.gethostname()
+    assert seen["admin_page"] == "Your short link: deactivated"
 
 
 def test_the_api_docs_render_every_operation_offline_under_the_csp(tmp_path: Path) -> None:

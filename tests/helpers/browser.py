@@ -8,6 +8,7 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from .required import unavailable
 from .server import free_port
@@ -83,6 +84,9 @@ def shorten_and_follow(page_url: str, target: str, executable: str, *, csp: bool
             if csp:
                 enforce_csp(page, page_url.rstrip("/"), violations)
             page.goto(page_url)
+            # Which process answered, read from the process itself.
+            expect(page.locator("#served-by")).to_be_visible()
+            served_by = page.locator("#served-by").inner_text()
             url_field = page.get_by_label("URL to shorten")
             # A URL the service refuses: the page shows the server's reason.
             url_field.fill("ftp://files.example.com/")
@@ -97,6 +101,15 @@ def shorten_and_follow(page_url: str, target: str, executable: str, *, csp: bool
             short.click()
             page.wait_for_url(target)
             seen["landed"] = page.title()
+            seen["served_by"] = served_by
+            # The admin link, opened in the browser: a page, with the click counted and a way to deactivate.
+            page.goto(page_url.rstrip("/") + urlsplit(seen["admin"]).path)
+            expect(page.locator("#clicks")).to_have_text("1")
+            expect(page.locator("#state")).to_have_text("active")
+            page.get_by_role("button", name="Deactivate this link").click()
+            expect(page.locator("#state")).to_have_text("deactivated")
+            expect(page.get_by_role("button", name="Deactivate this link")).to_be_hidden()
+            seen["admin_page"] = f"{page.title()}: {page.locator('#state').inner_text()}"
             seen["csp_violations"] = "\n".join(violations)
             return seen
         finally:
