@@ -229,3 +229,59 @@ def test_hadolint_finds_less_at_every_step_and_nothing_from_step_12() -> None:
         assert before is None or findings <= before, f"{name} brings back {sorted(findings - before)}"
         before = findings
     assert before == set(), f"the last step's Dockerfile still breaks {sorted(before or ())}"
+
+
+PREFLIGHT = ROOT / "docs" / "workshop" / "preflight"
+RESET = ROOT / "docs" / "workshop" / "reset"
+
+
+@pytest.mark.docker
+def test_the_preflight_passes_on_a_laptop_ready_for_the_workshop(docker_engine: None) -> None:
+    for base in ("python:3.13", "python:3.13-slim"):
+        if not present_or_pulled(base):
+            pytest.skip(f"{base} is not here, so this machine is not ready ({HINTS.get(base, 'docker pull')})")
+    result = run(f"bash {PREFLIGHT}", ROOT)
+    assert result.returncode == 0 and result.stdout.rstrip().endswith("Ready for the workshop."), result.stdout
+
+
+def test_the_preflight_names_an_old_engine_and_a_missing_tool_and_how_to_fix_them(tmp_path: Path) -> None:
+    """A laptop with Docker Engine 24 and no curl: each gets its line and its fix, and the exit says so."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text('#!/bin/sh\n[ "$1" = version ] && echo 24.0.7 && exit 0\nexit 1\n')
+    (bin_dir / "docker").chmod(0o755)
+    for tool_name in ("git", "uname", "awk", "printf"):  # what the script may use, but not curl
+        found = subprocess.run(["sh", "-c", f"command -v {tool_name}"], capture_output=True, text=True).stdout.strip()
+        if found.startswith("/"):
+            (bin_dir / tool_name).symlink_to(found)
+    result = subprocess.run(["/bin/bash", str(PREFLIGHT)], env={"PATH": str(bin_dir)}, capture_output=True,
+                            text=True, timeout=60, check=False)  # fmt: skip
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "MISSING  curl" in result.stdout
+    assert "MISSING  Docker Engine 25 or later (this is 24.0.7)" in result.stdout
+    assert "to fix before the workshop" in result.stdout
+
+
+@pytest.mark.docker
+def test_reset_brings_a_laptop_back_to_the_start_of_a_step(tmp_path: Path, docker_engine: None) -> None:
+    """A laptop that fell behind at step 4, with an exercise left half done and later steps' images:
+    after `reset 4`, page 4 runs exactly as shown."""
+    if not present_or_pulled("python:3.13-slim"):
+        pytest.skip(HINTS["python:3.13"])
+    folder = workspace(tmp_path / "shortener")
+    (folder / "shortener_app" / "routes.py").open("a").write("# an exercise left half done\n")
+    (folder / ".env").unlink()
+    subprocess.run(["docker", "tag", "python:3.13-slim", "workshop:06"], check=True)
+    try:
+        result = run("docs/workshop/reset 4", folder)
+        assert result.returncode == 0 and "Ready for step 4" in result.stdout, result.stdout
+        assert run("git status --porcelain --untracked-files=no", folder).stdout == ""
+        assert (folder / ".env").read_text() == JUNK[".env"] and (folder / "shortener.db").exists()
+        assert not present_or_pulled.__wrapped__("workshop:06"), "reset left a later step's image"
+        assert present_or_pulled.__wrapped__("workshop:03"), "reset did not build the step before"
+        with port_8000(False):
+            assert run_page("04-dependencies-first", (STEPS / "04-dependencies-first" / "README.md").read_text(),
+                            folder) == []  # fmt: skip
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", "workshop:03", "workshop:04", "workshop:06"],
+                       capture_output=True, check=False)  # fmt: skip
