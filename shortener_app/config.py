@@ -30,15 +30,6 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(30.0, ge=0, description="How long a replica may serve a redirect from memory.")
     cache_size: int = Field(10_000, ge=0, description="How many redirects are kept in memory.")
     max_body_bytes: int = Field(16_384, ge=1024, description="Largest request body accepted.")
-    max_header_bytes: int = Field(
-        32_768, ge=1024, description="Largest request line plus headers; a connection that sends more gets 431."
-    )
-    header_timeout_seconds: float = Field(
-        10.0, gt=0, description="How long a connection may take to send a complete request line and headers."
-    )
-    max_connections: int = Field(
-        10_000, ge=1, description="Open connections at most (also kept below the open-files limit); more are closed."
-    )
     log_level: str = Field("INFO", description="Level of the application's own logs.")
 
 

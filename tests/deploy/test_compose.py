@@ -39,12 +39,14 @@ def test_compose_config_is_valid(profile: list[str]) -> None:
     compose(*profile, "config", "--quiet")
 
 
-def test_the_published_port_is_loopback_only_and_the_app_is_hardened() -> None:
+def test_only_the_proxy_is_published_loopback_only_and_the_app_is_hardened() -> None:
     require_compose()
     import json
 
-    app = json.loads(compose("config", "--format", "json"))["services"]["app"]
-    assert [(p["host_ip"], p["target"]) for p in app["ports"]] == [("127.0.0.1", 8000)]
+    services = json.loads(compose("config", "--format", "json"))["services"]
+    app, proxy = services["app"], services["proxy"]
+    assert "ports" not in app, "the app is published: clients could go around the proxy"
+    assert [(p["host_ip"], p["target"]) for p in proxy["ports"]] == [("127.0.0.1", 8080)]
     assert app["read_only"] is True and app["cap_drop"] == ["ALL"]
     assert app["security_opt"] == ["no-new-privileges:true"] and app["tmpfs"] == ["/tmp"]
     assert app["restart"] == "unless-stopped"
@@ -159,7 +161,7 @@ def test_the_postgres_profile_from_the_env_example_runs_the_app_on_postgres_and_
     repo, url, env = postgres_demo
     compose("up", "-d", "--build", "--wait", env=env, cwd=repo)
     services = compose("ps", "--format", "{{.Service}}", env=env, cwd=repo).split()
-    assert sorted(services) == ["app", "postgres"], f"the postgres profile did not start both services: {services}"
+    assert sorted(services) == ["app", "postgres", "proxy"], f"the postgres profile did not start every service: {services}"
     with httpx.Client(base_url=url) as client:
         assert client.get("/health").json() == {"status": "ok", "database": "ok", "clicks_waiting": 0}
         link = client.post("/url", json={"target_url": "https://example.com/pg"}).json()

@@ -41,7 +41,10 @@ MUTANTS = {
     "bytecode compiled at build": ({"RUN python -m compileall -q -j 0": "RUN true || python -m compileall"},
                                    "byte-compiled"),
     "exec-form CMD": ({'CMD ["python", "/opt/container/serve.py", "--host", "0.0.0.0", "--port", "8000", \\\n'
-                       '     "--timeout-graceful-shutdown", "5", "--no-server-header"]':
+                       '     "--timeout-graceful-shutdown", "5", "--no-server-header", \\\n'
+                       '     "--proxy-headers", "--forwarded-allow-ips", '
+                       '"10.0.0.0/8,172.16.0.0/12,192.168.0.0/16", \\\n'
+                       '     "--limit-concurrency", "500", "--timeout-keep-alive", "65"]':
                        "CMD python /opt/container/serve.py --host 0.0.0.0 --port 8000"}, "Metadata Test"),
 }  # fmt: skip
 # The practices that are this app's own choices, caught by its own facts (shortener.yaml): another

@@ -1,0 +1,369 @@
+"""The front door: each limit of container/proxy/ proved through the real stack, as compose starts it.
+
+One compose project (the proxy and the app, `up --build --wait`) on a free 127.0.0.1 port, shared
+by the tests in this file, in order: the floods come last, since every client here reaches the
+proxy from one address (Docker's port proxy) and the per-client limits count them as one. Every
+loop is bounded in count and time; the timeouts are the config's own (10 s), so nothing waits minutes.
+"""
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.deploy.test_compose import compose, require_compose
+from tests.helpers.engine import base_available, docker
+from tests.helpers.faults import note
+from tests.helpers.repo import ROOT
+from tests.helpers.required import unavailable
+from tests.helpers.server import free_port
+
+pytestmark = pytest.mark.docker
+
+HEADER_TIMEOUT = 10  # client_header_timeout and client_body_timeout in container/proxy/http.conf
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy")
+
+
+@dataclass
+class Stack:
+    project: str
+    url: str
+    port: int
+    env: dict[str, str]
+
+    def container(self, service: str) -> str:
+        return compose("ps", "-q", service, env=self.env, project=self.project).strip()
+
+    def logs(self, service: str) -> str:
+        return compose("logs", "--no-log-prefix", service, env=self.env, project=self.project)
+
+    def app_connections(self) -> int:
+        """Established TCP connections to the app's port 8000, as the app's kernel counts them."""
+        table = docker("exec", self.container("app"), "cat", "/proc/net/tcp")
+        return sum(1 for row in table.splitlines()[1:] if row.split()[1].endswith(":1F40") and row.split()[3] == "01")
+
+    def memory_mib(self, service: str) -> float:
+        usage = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", self.container(service)).split(" / ")[0]
+        value, unit = re.fullmatch(r"([\d.]+)(\w+)", usage.strip()).groups()
+        return float(value) * {"KiB": 1 / 1024, "MiB": 1.0, "GiB": 1024.0, "B": 1 / (1 << 20)}[unit]
+
+
+@pytest.fixture(scope="module")
+def stack(docker_engine: None) -> Iterator[Stack]:
+    require_compose()
+    if reason := base_available("slim"):
+        pytest.skip(reason)
+    project, port = f"shortener-door-{uuid.uuid4().hex[:8]}", free_port()
+    env = {**os.environ, "PORT": str(port)}
+    for name in ("COMPOSE_PROFILES", "WITH_POSTGRES", "COMPOSE_FILE"):
+        env.pop(name, None)
+    try:
+        compose("up", "-d", "--build", "--wait", env=env, project=project)
+        yield Stack(project, f"http://127.0.0.1:{port}", port, env)
+    finally:
+        compose("down", "-v", "--remove-orphans", env=env, project=project, cwd=ROOT)
+
+
+def exchange(port: int, data: bytes, seconds: float = 15) -> tuple[int, bytes]:
+    """Send `data` on one connection, then read until the server closes: what was sent, what came back."""
+    sent, answer = 0, b""
+    with socket.create_connection(("127.0.0.1", port), timeout=seconds) as sock:
+        with contextlib.suppress(OSError):  # a reset: the server stopped reading
+            for start in range(0, len(data), 1 << 16):
+                sock.sendall(data[start : start + (1 << 16)])
+                sent = start + len(data[start : start + (1 << 16)])
+        # No half-close: nginx takes an end of input while it answers as a client gone (499).
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    return sent, answer
+
+
+def statuses(answer: bytes) -> list[int]:
+    return [int(code) for code in re.findall(rb"HTTP/1\.1 (\d{3})", answer)]
+
+
+def closed_within(sock: socket.socket, seconds: float) -> float | None:
+    """Seconds until the peer closes `sock` (whatever it sends first), None if it stays open."""
+    sock.settimeout(seconds)
+    started = time.monotonic()
+    try:
+        while sock.recv(65536):
+            sock.settimeout(max(0.01, seconds - (time.monotonic() - started)))
+    except TimeoutError:
+        return None
+    except OSError:
+        pass
+    return time.monotonic() - started
+
+
+class HealthProbe(threading.Thread):
+    """GET /health one after another while an attack runs; keeps every answer's time."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.stop, self.times, self.failures = url, threading.Event(), [], 0
+
+    def run(self) -> None:
+        with httpx.Client(timeout=5) as client:
+            while not self.stop.is_set() and len(self.times) < 10_000:
+                started = time.monotonic()
+                try:
+                    ok = client.get(f"{self.url}/health").status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                self.times.append(time.monotonic() - started)
+                self.failures += not ok
+                time.sleep(0.05)
+
+    def p99(self) -> float:
+        return statistics.quantiles(self.times, n=100)[98] if len(self.times) >= 2 else float("inf")
+
+
+def test_every_answer_carries_the_security_headers_and_refusals_are_json(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        link = client.post("/url", json={"target_url": "https://example.com/door"})
+        admin = client.get("/admin/" + link.json()["admin_url"].rsplit("/admin/", 1)[1])
+        answers = {
+            "page": client.get("/"),
+            "health": client.get("/health"),
+            "created": link,
+            "redirect": client.get(f"/{link.json()['key']}"),
+            "admin": admin,
+            "unknown key": client.get("/NoSuchKey"),
+            "invalid body": client.post("/url", json={"target_url": 3}),
+            "body over 16 KiB": client.post(
+                "/url", content=b"{" + b" " * 20_000 + b"}", headers={"content-type": "application/json"}
+            ),
+            "header over 8 KiB": client.get("/x", headers={"X-Big": "a" * 9_000}),
+            "request line over 8 KiB": client.get("/" + "a" * 9_000),
+        }
+    _, garbage = exchange(stack.port, b"NOT HTTP AT ALL\r\n\r\n")
+    seen = {name: response.status_code for name, response in answers.items()}
+    note(f"statuses through the front door: {seen}; garbage -> {garbage[:12]!r}")
+    for name, response in answers.items():
+        missing = [header for header in SECURITY_HEADERS if header not in response.headers]
+        assert not missing, f"{name} ({response.status_code}) lacks {missing}"
+    csp = answers["page"].headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
+    assert "frame-ancestors 'none'" in csp and answers["page"].headers["x-content-type-options"] == "nosniff"
+    assert admin.headers["cache-control"] == "no-store", "an admin answer may be kept by a cache"
+    refusals = {"body over 16 KiB": 413, "header over 8 KiB": 431, "request line over 8 KiB": 414}
+    for name, status in refusals.items():
+        response = answers[name]
+        assert response.status_code == status, f"{name}: {response.status_code}"
+        assert response.headers["content-type"] == "application/json" and "detail" in response.json(), name
+    assert statuses(garbage) == [400] and garbage.rstrip().endswith(b'{"detail": "bad request"}'), garbage
+
+
+def test_the_app_logs_the_real_client_address_not_the_proxy(stack: Stack) -> None:
+    marker = uuid.uuid4().hex
+    assert httpx.get(f"{stack.url}/health?who={marker}", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
+    proxy_ip = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+                      stack.container("proxy")).strip()  # fmt: skip
+    (line,) = [line for line in stack.logs("app").splitlines() if marker in line]
+    client = line.split()[line.split().index("-") - 1] if " - " in line else line
+    note(f"the app logged {line.strip()!r}; the proxy is {proxy_ip}")
+    assert not client.startswith(f"{proxy_ip}:"), "the app sees the proxy, not the client"
+    assert "203.0.113.9" not in line, "a client-sent X-Forwarded-For was passed on and believed"
+
+
+def test_slow_bodies_are_buffered_by_the_proxy_and_never_reach_the_app(stack: Stack) -> None:
+    """60 POSTs trickle their bodies at 1 byte / 2 s for 12 s while /health is asked again and again.
+    Before: each held a connection to the app, whose server had no deadline for a body."""
+    probe = HealthProbe(stack.url)
+    sockets = []
+    try:
+        for index in range(60):
+            sock = socket.create_connection(("127.0.0.1", stack.port), timeout=5)
+            sock.sendall(f"POST /trickle-{index} HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                         "Content-Length: 100\r\n\r\n".encode())  # fmt: skip
+            sockets.append(sock)
+        probe.start()
+        connections = []
+        for _ in range(6):
+            for sock in sockets:
+                with contextlib.suppress(OSError):
+                    sock.sendall(b" ")
+            connections.append(stack.app_connections())
+            time.sleep(2)
+    finally:
+        probe.stop.set()
+        probe.join(timeout=10)
+        for sock in sockets:
+            sock.close()
+    reached = [line for line in stack.logs("app").splitlines() if "/trickle-" in line]
+    note(f"60 trickled bodies: /health p99 {probe.p99() * 1000:.0f} ms of {len(probe.times)} "
+         f"({probe.failures} failed); connections at the app {connections}; app log lines {len(reached)}")  # fmt: skip
+    assert probe.failures == 0 and probe.p99() < 0.5
+    assert max(connections) < 20, f"the trickles hold connections to the app: {connections}"
+    assert reached == [], reached[:3]
+
+
+def test_a_body_that_stops_arriving_is_dropped_after_the_body_timeout(stack: Stack) -> None:
+    with socket.create_connection(("127.0.0.1", stack.port)) as sock:
+        sock.sendall(b"POST /url HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"target")  # fmt: skip
+        closed_after = closed_within(sock, HEADER_TIMEOUT + 5)
+    note(f"a body that stopped arriving was dropped after {closed_after} s (client_body_timeout {HEADER_TIMEOUT} s)")
+    assert closed_after is not None, f"still open after {HEADER_TIMEOUT + 5} s"
+    assert HEADER_TIMEOUT - 1 <= closed_after <= HEADER_TIMEOUT + 3
+
+
+def test_a_pipelined_request_then_a_64_kib_head_gets_its_answer_then_a_refusal(stack: Stack) -> None:
+    """Before: the cap counted only the first head, so the second got 200 (or the connection closed
+    and the first answer was lost)."""
+    small = b"GET /health HTTP/1.1\r\nHost: a\r\n\r\n"
+    big = b"GET /health HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * (64 << 10) + b"\r\n\r\n"
+    _, answer = exchange(stack.port, small + big)
+    note(f"pipelined small + 64 KiB head: {statuses(answer)}")
+    assert statuses(answer) == [200, 431], answer[:300]
+
+
+def test_a_32_mib_head_is_refused_with_flat_memory(stack: Stack) -> None:
+    services = compose("ps", "--services", env=stack.env, project=stack.project).split()
+    before = {service: stack.memory_mib(service) for service in services}
+    head = b"GET /health HTTP/1.1\r\nHost: a\r\nX-Big: " + b"a" * (32 << 20)
+    started = time.monotonic()
+    sent, answer = exchange(stack.port, head)
+    took = time.monotonic() - started
+    after = {service: stack.memory_mib(service) for service in services}
+    note(f"32 MiB head: {sent:,} bytes taken in {took:.1f} s, answered {answer[:20]!r}; "
+         f"memory {before} -> {after} MiB")  # fmt: skip
+    assert statuses(answer) == [431], answer[:200]
+    for service in before:
+        assert after[service] - before[service] < 8, f"{service} grew from {before[service]} to {after[service]} MiB"
+
+
+def test_200_silent_sockets_are_closed_and_never_reach_the_app(stack: Stack) -> None:
+    sockets = [socket.create_connection(("127.0.0.1", stack.port)) for _ in range(200)]
+    try:
+        time.sleep(1)
+        at_app = stack.app_connections()
+        started = time.monotonic()
+        closed = [closed_within(sock, max(0.01, HEADER_TIMEOUT + 4 - (time.monotonic() - started)))
+                  for sock in sockets]  # fmt: skip
+    finally:
+        for sock in sockets:
+            sock.close()
+    still_open = closed.count(None)
+    latest = max((after for after in closed if after is not None), default=0) + 1
+    note(f"200 silent sockets: {at_app} connections at the app meanwhile; {still_open} still open after "
+         f"{HEADER_TIMEOUT + 5} s; the last closed about {latest:.1f} s after connecting")  # fmt: skip
+    assert at_app < 20, f"silent sockets reach the app: {at_app} connections there"
+    assert still_open == 0
+
+
+def test_a_creation_flood_meets_429_with_retry_after_while_health_answers(stack: Stack) -> None:
+    answers = []
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        for index in range(120):
+            answers.append(client.post("/url", json={"target_url": f"https://example.com/flood/{index}"}))
+        health = client.get("/health")
+    counts = {code: [a.status_code for a in answers].count(code) for code in {a.status_code for a in answers}}
+    refused = [a for a in answers if a.status_code == 429]
+    note(f"120 creations in a row from one client: {counts}; /health meanwhile {health.status_code}")
+    assert refused, "no creation was refused"
+    assert counts.get(201, 0) <= 50, counts
+    assert all(a.headers.get("retry-after") == "1" and a.json() == {"detail": "too many requests; try again later"}
+               and all(h in a.headers for h in SECURITY_HEADERS) for a in refused)  # fmt: skip
+    assert health.status_code == 200
+
+
+def test_key_guessing_is_throttled_per_client_while_health_answers(stack: Stack) -> None:
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        codes = [client.get(f"/guess{index:05d}").status_code for index in range(600)]
+        health = client.get("/health")
+    note(f"600 key guesses in a row: {codes.count(404)} answered 404, {codes.count(429)} refused 429")
+    assert codes.count(429) > 0 and set(codes) <= {404, 429}
+    assert codes.count(404) <= 200 + 20 * 30, "more guesses answered than the burst and 30 s of rate allow"
+    assert health.status_code == 200
+
+
+def test_the_proxy_is_hardened_and_the_app_publishes_no_port(stack: Stack) -> None:
+    rendered = json.loads(compose("config", "--format", "json", env=stack.env, project=stack.project))["services"]
+    assert "ports" not in rendered["app"], "the app is published: clients could go around the proxy"
+    proxy = rendered["proxy"]
+    assert [(p["host_ip"], p["target"]) for p in proxy["ports"]] == [("127.0.0.1", 8080)]
+    assert proxy["read_only"] is True and proxy["cap_drop"] == ["ALL"] and proxy["user"] == "101:101"
+    container = stack.container("proxy")
+    assert docker("exec", container, "id", "-u").strip() == "101"
+
+
+def make_certificates(folder: Path, host: str) -> Path:
+    """A throwaway CA and a server certificate it signs for `host`, as compose.tls.yaml expects them."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
+
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
+            "-subj", "/CN=front door test CA", "-keyout", "ca-key.pem", "-out", "ca.pem")  # fmt: skip
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={host}",
+            "-keyout", "privkey.pem", "-out", "server.csr")  # fmt: skip
+    (folder / "san.cnf").write_text(f"subjectAltName = DNS:{host}\nextendedKeyUsage = serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
+            "-days", "2", "-extfile", "san.cnf", "-out", "fullchain.pem")  # fmt: skip
+    certs = folder / "certs"
+    certs.mkdir(mode=0o755)
+    for name in ("fullchain.pem", "privkey.pem"):
+        (certs / name).write_bytes((folder / name).read_bytes())
+    # The key readable by nginx's user (UID 101) alone, as docs/compose.md tells.
+    os.chown(certs / "privkey.pem", 101, 101)
+    (certs / "privkey.pem").chmod(0o600)
+    folder.chmod(0o755)
+    return folder / "ca.pem"
+
+
+def test_the_tls_profile_serves_https_with_the_mounted_certificate_and_redirects_http(
+    docker_engine: None, tmp_path: Path
+) -> None:
+    require_compose()
+    if reason := base_available("slim"):
+        pytest.skip(reason)
+    if os.geteuid() != 0 or shutil.which("curl") is None or shutil.which("openssl") is None:
+        unavailable("the TLS test needs root (to give the key to UID 101), curl and openssl", "REQUIRE_DOCKER")
+    host = "shortener.test"
+    ca = make_certificates(tmp_path, host)
+    project, http_port, https_port = f"shortener-tls-{uuid.uuid4().hex[:8]}", free_port(), free_port()
+    env = {name: value for name, value in os.environ.items() if name not in ("COMPOSE_PROFILES", "WITH_POSTGRES")}
+    env |= {"HTTP_PORT": str(http_port), "HTTPS_PORT": str(https_port), "TLS_CERTS": str(tmp_path / "certs"),
+            "BASE_URL": f"https://{host}"}  # fmt: skip
+    files = ("-f", "compose.yaml", "-f", "compose.tls.yaml")
+    resolve = ("--resolve", f"{host}:{https_port}:127.0.0.1")
+    base = f"https://{host}:{https_port}"
+
+    def curl(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        compose(*files, "up", "-d", "--build", "--wait", env=env, project=project)
+        health = curl("--cacert", str(ca), *resolve, "-D", "-", f"{base}/health")
+        created = curl("--cacert", str(ca), *resolve, "-H", "content-type: application/json",
+                       "--data", '{"target_url": "https://example.com/tls"}', f"{base}/url")  # fmt: skip
+        untrusted = curl(*resolve, f"{base}/health")
+        redirect = curl("-D", "-", "-o", "/dev/null", "-H", f"Host: {host}", f"http://127.0.0.1:{http_port}/abc?x=1")
+        plain_health = curl("-f", f"http://127.0.0.1:{http_port}/health")
+    finally:
+        compose(*files, "down", "-v", "--remove-orphans", env=env, project=project)
+    note(f"TLS profile: health {health.stdout.splitlines()[0] if health.stdout else health.stderr!r}; "
+         f"untrusted -> {untrusted.returncode}; http -> {redirect.stdout.splitlines()[:1]}")  # fmt: skip
+    assert health.returncode == 0 and health.stdout.startswith("HTTP/2 200"), health.stdout + health.stderr
+    assert "strict-transport-security: max-age=63072000" in health.stdout.lower()
+    assert created.returncode == 0 and json.loads(created.stdout)["url"].startswith(f"https://{host}/")
+    assert untrusted.returncode == 60, "a client without the CA trusted the certificate"
+    assert redirect.stdout.startswith("HTTP/1.1 301"), redirect.stdout
+    assert f"location: https://{host}/abc?x=1" in redirect.stdout.lower()
+    assert plain_health.returncode == 0, "local probes ask /health over plain HTTP"
