@@ -161,7 +161,9 @@ def test_the_postgres_profile_from_the_env_example_runs_the_app_on_postgres_and_
     repo, url, env = postgres_demo
     compose("up", "-d", "--build", "--wait", env=env, cwd=repo)
     services = compose("ps", "--format", "{{.Service}}", env=env, cwd=repo).split()
-    assert sorted(services) == ["app", "postgres", "proxy"], f"the postgres profile did not start every service: {services}"
+    assert sorted(services) == ["app", "postgres", "proxy"], (
+        f"the postgres profile did not start every service: {services}"
+    )
     with httpx.Client(base_url=url) as client:
         assert client.get("/health").json() == {"status": "ok", "database": "ok", "clicks_waiting": 0}
         link = client.post("/url", json={"target_url": "https://example.com/pg"}).json()

@@ -1,6 +1,7 @@
 """A real browser (Debian's Chromium, driven by Playwright): the demo page used as a person would."""
 
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from .repo import ROOT
 from .required import unavailable
 from .server import free_port
 
@@ -50,11 +52,12 @@ def serve_target(folder: Path) -> Iterator[str]:
         server.shutdown()
 
 
-# The Content-Security-Policy the front door sends: the pages must work under it, with no inline script.
-CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
+# The Content-Security-Policy the front door sends (container/proxy/), read from its config: the
+# pages must work under it, with no inline script, whether or not a proxy is in front.
+CSP = re.search(
+    r'add_header Content-Security-Policy "([^"]+)" always;',
+    (ROOT / "container" / "proxy" / "security-headers.conf").read_text(),
+)[1]  # type: ignore[index]
 
 
 def enforce_csp(page: "Page", origin: str, violations: list[str]) -> None:
