@@ -50,9 +50,10 @@ def rendered() -> dict[str, dict]:
     result = subprocess.run([kubectl, "kustomize", str(BASE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"kubectl kustomize failed: {result.stderr}"
     documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-    kinds = [doc["kind"] for doc in documents]
-    assert len(kinds) == len(set(kinds)), f"one object of each kind expected: {kinds}"
-    return {doc["kind"]: doc for doc in documents}
+    kinds = [doc["kind"] for doc in documents if doc["kind"] != "Ingress"]
+    assert len(kinds) == len(set(kinds)), f"one object of each kind but Ingress expected: {kinds}"
+    # Ingresses by name: an annotation holds for a whole Ingress, so each rate has its own.
+    return {doc["kind"] if doc["kind"] != "Ingress" else f"Ingress/{doc['metadata']['name']}": doc for doc in documents}
 
 
 def pod_spec(rendered: dict[str, dict]) -> dict:
@@ -72,8 +73,8 @@ def port_number(container: dict, port: int | str) -> int:
 
 
 def test_the_base_renders_a_deployment_service_settings_secret_budget_and_policy(rendered: dict[str, dict]) -> None:
-    assert sorted(rendered) == ["ConfigMap", "Deployment", "Namespace", "NetworkPolicy", "PodDisruptionBudget",
-                                "Secret", "Service"]  # fmt: skip
+    assert sorted(rendered) == ["ConfigMap", "Deployment", "Ingress/shortener", "Ingress/shortener-create",
+                                "Namespace", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service"]  # fmt: skip
     namespace = rendered["Namespace"]["metadata"]["name"]
     assert all(doc["metadata"].get("namespace") == namespace for kind, doc in rendered.items() if kind != "Namespace")
     assert rendered["Namespace"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -186,3 +187,50 @@ def test_checkov_finds_nothing_that_is_not_skipped_with_a_reason(rendered: dict[
     caught = {check["check_id"] for check in of("weakened.yaml", "failed_checks")}
     # The same scanner, on the base without its hardening, must see what went missing.
     assert {"CKV_K8S_20", "CKV_K8S_22", "CKV_K8S_28", "CKV_K8S_8", "CKV_K8S_9"} <= caught, sorted(caught)
+
+
+PROXY = ROOT / "container" / "proxy"
+
+
+def proxy_limits() -> dict[str, str]:
+    """The compose proxy's limits, read from its config: what the Ingresses must set too."""
+    http, server = (PROXY / "http.conf").read_text(), (PROXY / "server.conf").read_text()
+
+    def one(pattern: str, text: str) -> str:
+        (found,) = re.findall(pattern, text)
+        return found
+
+    rates = dict(re.findall(r"limit_req_zone \S+ zone=(\w+):\S+ rate=(\d+)r/s;", http))
+    bursts = dict(re.findall(r"limit_req zone=(\w+) burst=(\d+)", server))
+    return {
+        "body": one(r"client_max_body_size (\S+);", http),
+        "connections": one(r"(\d+)", " ".join(set(re.findall(r"limit_conn per_client (\d+);", server)))),
+        "lookup_rate": rates["lookup"], "lookup_burst": bursts["lookup"],
+        "create_rate": rates["create"], "create_burst": bursts["create"],
+        "connect": one(r"proxy_connect_timeout (\d+)s;", http),
+        "send": one(r"proxy_send_timeout (\d+)s;", http),
+        "read": one(r"proxy_read_timeout (\d+)s;", http),
+    }  # fmt: skip
+
+
+def test_the_ingresses_set_the_limits_of_the_compose_proxy(rendered: dict[str, dict]) -> None:
+    """The same front door on Kubernetes: ingress-nginx's annotations, held to container/proxy/'s values."""
+    limits = proxy_limits()
+    prefix = "nginx.ingress.kubernetes.io/"
+    for name, (rate, burst) in {"shortener": ("lookup_rate", "lookup_burst"),
+                                "shortener-create": ("create_rate", "create_burst")}.items():  # fmt: skip
+        ingress = rendered[f"Ingress/{name}"]
+        notes = {key.removeprefix(prefix): value for key, value in ingress["metadata"]["annotations"].items()}
+        assert notes["proxy-body-size"] == notes["client-body-buffer-size"] == limits["body"], name
+        assert notes["proxy-request-buffering"] == "on", name
+        assert notes["limit-connections"] == limits["connections"], name
+        assert notes["limit-rps"] == limits[rate], name
+        assert int(notes["limit-rps"]) * int(notes["limit-burst-multiplier"]) == int(limits[burst]), name
+        assert (notes["proxy-connect-timeout"], notes["proxy-send-timeout"], notes["proxy-read-timeout"]) == (
+            limits["connect"], limits["send"], limits["read"]), name  # fmt: skip
+        assert not any("snippet" in key for key in notes), f"{name}: snippets are off in ingress-nginx by default"
+        (rule,) = ingress["spec"]["rules"]
+        backends = {path["backend"]["service"]["name"] for path in rule["http"]["paths"]}
+        assert backends == {rendered["Service"]["metadata"]["name"]} and ingress["spec"]["tls"], name
+    (create,) = rendered["Ingress/shortener-create"]["spec"]["rules"][0]["http"]["paths"]
+    assert (create["path"], create["pathType"]) == ("/url", "Exact")
