@@ -1,11 +1,13 @@
-"""Redirect throughput of the app against the framework ceiling, side by side in one run.
+"""Redirect throughput of the app, through the front door and straight, against the framework ceiling.
 
     python bench/redirects.py [--seconds 10] [--rounds 2] [--connections 32] [--server-flags "..."]
                               [--output docs/redirects-benchmark.md]
 
-Both servers run under uvicorn with the same flags, one worker, on 127.0.0.1; wrk loads them in
-turn (app, ceiling, app, ceiling, ...). Prints redirects/s, p50/p99 latency, the app/ceiling
-ratio, the app's peak RSS, and the clicks the app recorded against the redirects it served; with
+Both servers run under uvicorn with the same flags, one worker, on 127.0.0.1; the front door is
+nginx (Debian's package, as a plain process) with container/proxy/'s config in front of the app,
+its per-client rates raised, since wrk is one client. wrk loads them in turn (app, front door,
+ceiling, app, ...). Prints redirects/s, p50/p99 latency, the front-door/app and app/ceiling
+ratios, the app's peak RSS, and the clicks the app recorded against the redirects it served; with
 --output (as `make bench` gives it) it also writes them, with the date and the machine, to a docs
 page. Numbers are for comparing in one run on one machine, never for asserting in a test.
 """
@@ -81,6 +83,42 @@ def wrk(url: str, seconds: int, connections: int) -> Load:
     return Load(requests, errors, rps, _ms(latency["50"]), _ms(latency["99"]))
 
 
+def start_front_door(workdir: Path, app_url: str) -> tuple[subprocess.Popen | None, str]:
+    """nginx with the front door's config, in front of the app at `app_url`; (None, why) without nginx."""
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+    if nginx is None:
+        return None, "nginx is not installed (Debian: apt-get install nginx): the front-door row is left out"
+    folder = workdir / "front-door"
+    folder.mkdir()
+    for conf in ("http.conf", "server.conf", "security-headers.conf"):
+        text = (ROOT / "container" / "proxy" / conf).read_text()
+        # One wrk is one client: the per-client rates would measure the limit, not the hop.
+        text = re.sub(r"rate=\d+r/s", "rate=1000000r/s", text)
+        (folder / conf).write_text(re.sub(r"limit_conn per_client \d+;", "limit_conn per_client 60000;", text))
+    app_address = app_url.removeprefix("http://")
+    (folder / "upstream.conf").write_text(
+        f"upstream app {{ server {app_address}; keepalive 32; keepalive_timeout 60s; }}\n"
+        "map $host $app_upstream { default app; }\n"
+    )
+    port = free_port()
+    main_conf = (ROOT / "container" / "proxy" / "nginx.conf").read_text()
+    main_conf = main_conf.replace("pid /tmp/nginx.pid;", f"pid {folder}/nginx.pid;")
+    main_conf = main_conf.replace("listen 8080 default_server;", f"listen 127.0.0.1:{port} default_server;")
+    (folder / "nginx.conf").write_text(main_conf)
+    log = (folder / "nginx.log").open("w")
+    process = subprocess.Popen([nginx, "-c", str(folder / "nginx.conf"), "-g", "daemon off;"],
+                               stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    process.kill()
+    raise SystemExit(f"the front door (nginx) did not start:\n{(folder / 'nginx.log').read_text()[-2000:]}")
+
+
 def peak_rss_mib(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
@@ -101,26 +139,35 @@ def main() -> None:
     app_env = {"DB_URL": f"sqlite:///{workdir}/bench.db", "BASE_URL": "http://short.test", "LOG_LEVEL": "WARNING"}
     app, app_url = start("shortener_app.main:app", args.server_flags, app_env)
     ceiling, ceiling_url = start("bench.ceiling:app", args.server_flags, {})
+    front_door = None
     try:
+        front_door, front_door_url = start_front_door(workdir, app_url)
+        if front_door is None:
+            print(front_door_url, flush=True)
         link = httpx.post(f"{app_url}/url", json={"target_url": "https://example.com/"}).json()
-        results: dict[str, list[Load]] = {"app": [], "ceiling": []}
+        targets = {"app": app_url, "front door": front_door_url, "ceiling": ceiling_url}
+        if front_door is None:
+            del targets["front door"]
+        results: dict[str, list[Load]] = {name: [] for name in targets}
         for round_ in range(1, args.rounds + 1):
-            for name, url in (("app", f"{app_url}/{link['key']}"), ("ceiling", f"{ceiling_url}/{link['key']}")):
+            for name, url in ((name, f"{base}/{link['key']}") for name, base in targets.items()):
                 load = wrk(url, args.seconds, args.connections)
                 results[name].append(load)
                 print(
-                    f"round {round_} {name:8} {load.rps:9.0f} redirects/s  p50 {load.p50_ms:6.2f} ms  "
+                    f"round {round_} {name:10} {load.rps:9.0f} redirects/s  p50 {load.p50_ms:6.2f} ms  "
                     f"p99 {load.p99_ms:6.2f} ms  errors {load.errors}",
                     flush=True,
                 )
-        served = sum(load.requests - load.errors for load in results["app"])
+        # Redirects through the front door reach the app too, and count a click there.
+        served = sum(load.requests - load.errors for name in ("app", "front door") for load in results.get(name, []))
         secret_path = link["admin_url"].removeprefix("http://short.test")
         recorded = httpx.get(f"{app_url}{secret_path}").json()["clicks"]
         rss = peak_rss_mib(app.pid)
     finally:
-        for process in (app, ceiling):
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+        for process in (app, ceiling, front_door):
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(timeout=30)
         shutil.rmtree(workdir, ignore_errors=True)
 
     app_rps = statistics.median(load.rps for load in results["app"])
@@ -129,7 +176,7 @@ def main() -> None:
     # wrk stops counting at its deadline; requests then in flight (at most one per connection)
     # reached the app and were counted there, so recorded may exceed served by that much.
     in_flight = recorded - served
-    verdict = "none lost" if 0 <= in_flight <= args.connections * args.rounds else "MISMATCH"
+    verdict = "none lost" if 0 <= in_flight <= args.connections * args.rounds * 2 else "MISMATCH"
     clicks = f"{recorded} recorded / {served} 3xx counted by wrk ({verdict}; {in_flight} in flight)"
     print()
     print(f"server flags      {args.server_flags}")
@@ -137,18 +184,21 @@ def main() -> None:
     for name, loads in results.items():
         print(f"{name:17} {summary(loads)}")
     print(f"ratio app/ceiling {app_rps / ceiling_rps:.2f}")
+    door = front_door_line(results, app_rps)
+    print(door)
     print(f"app peak RSS      {rss:.1f} MiB")
     print(f"clicks            {clicks}")
     if args.output:
         page = [
-            "# Redirects per second: the app against the framework ceiling",
+            "# Redirects per second: the app, through the front door and straight, against the framework ceiling",
             "",
             f"Generated by bench/redirects.py (`make bench`) on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
             f"on {machine.describe()}, Python {sys.version.split()[0]}.",
             "",
             f"Both servers run under uvicorn `{args.server_flags}` on 127.0.0.1, the app on a fresh SQLite "
             "file; the ceiling is a FastAPI route returning a constant `RedirectResponse` on the same server "
-            f"(bench/ceiling.py). Load: {load_line}, app and ceiling alternating. One run on one machine: "
+            "(bench/ceiling.py). The front door is nginx with container/proxy/'s config (its per-client rates "
+            f"raised: wrk is one client) in front of the same app. Load: {load_line}, in turn. One run on one machine: "
             "compare the two rows with each other, not with another machine's numbers.",
             "",
             "| | redirects/s (median) | p50 (median) | p99 (worst round) |",
@@ -156,6 +206,7 @@ def main() -> None:
             *(table_row(name, loads) for name, loads in results.items()),
             "",
             f"- ratio app/ceiling: {app_rps / ceiling_rps:.2f}",
+            f"- {door}",
             f"- app peak RSS: {rss:.1f} MiB",
             f"- clicks: {clicks}",
             "- every round:",
@@ -170,6 +221,17 @@ def main() -> None:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text("\n".join(page) + "\n")
         print(f"\nwritten to {args.output}")
+
+
+def front_door_line(results: dict[str, list[Load]], app_rps: float) -> str:
+    """What the hop through the front door costs; the goal is at most 20% of the app's throughput."""
+    if "front door" not in results:
+        return "front door: not measured (no nginx here)"
+    door_rps = statistics.median(load.rps for load in results["front door"])
+    door_p99 = max(load.p99_ms for load in results["front door"])
+    app_p99 = max(load.p99_ms for load in results["app"])
+    return (f"ratio front door/app {door_rps / app_rps:.2f} (the hop costs {1 - door_rps / app_rps:.0%} of "
+            f"throughput; goal at most 20%), p99 {door_p99:.2f} ms against {app_p99:.2f} ms")  # fmt: skip
 
 
 def table_row(name: str, loads: list[Load]) -> str:

@@ -3,12 +3,14 @@
 The engine is shared: the test makes this engine a one-node swarm on 127.0.0.1 only if it is in no
 swarm yet, and always leaves it again (`docker swarm leave --force`) in its teardown. Swarm's
 routing mesh needs the kernel's IPVS, which this machine's kernel lacks, so the replicas are
-reached through deploy/swarm/lb.yaml (HAProxy, found through Docker's DNS) on a port of 127.0.0.1.
+reached through deploy/swarm/lb.yaml (the front door's nginx, finding them through Docker's DNS) on a
+port of 127.0.0.1.
 wrk's load goes to 127.0.0.1 only, for a bounded time. Measurements are printed, never asserted.
 """
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -28,7 +30,7 @@ from tests.helpers.server import free_port
 pytestmark = pytest.mark.docker
 
 SWARM = ROOT / "deploy" / "swarm"
-DEBIAN = ("debian:trixie-slim", "shortener-standin/debian:trixie-minbase")
+NGINX = "nginx:1.30-trixie"
 CONNECTIONS = 16
 # wrk counts each answer by status; done() adds the threads' counts up and prints one JSON line.
 COUNTING = """
@@ -101,14 +103,14 @@ class Stack:
             time.sleep(0.5)
 
     def wait_until_served_by(self, replicas: int, seconds: float = 30) -> None:
-        """Until the load balancer reaches `replicas` healthy app containers (HAProxy checks each second)."""
+        """Until the front door reaches `replicas` healthy app containers (it looks them up each second)."""
         deadline = time.monotonic() + seconds
         while True:
             try:
                 if httpx.get(f"{self.url}/health", timeout=2).status_code == 200 and (
                     len(self.app_containers()) == replicas
                 ):
-                    time.sleep(3)  # DNS hold (1 s) + HAProxy's check interval (1 s) + rise (1)
+                    time.sleep(2)  # the front door's DNS answer is at most 1 s old
                     return
             except httpx.HTTPError:
                 pass
@@ -127,6 +129,21 @@ class Stack:
         return {key: int(clicks) for key, clicks in (row.split() for row in rows.splitlines() if row.strip())}
 
 
+def load_test_front_door(folder: Path) -> Path:
+    """container/proxy/ with its per-client rates raised: every request of the load comes from one
+    address (wrk's, through the port Swarm publishes), which the real rates would throttle. The
+    timeouts, caps and buffering stay as they are."""
+    for conf in (ROOT / "container" / "proxy").glob("*.conf"):
+        (folder / conf.name).write_text(conf.read_text())
+    http = (folder / "http.conf").read_text()
+    raised = re.sub(r"rate=\d+r/s", "rate=100000r/s", http)
+    assert raised.count("rate=100000r/s") == 2, "container/proxy/http.conf's rate limits moved: update this copy"
+    (folder / "http.conf").write_text(raised)
+    server = (folder / "server.conf").read_text()
+    (folder / "server.conf").write_text(re.sub(r"limit_conn per_client \d+;", "limit_conn per_client 10000;", server))
+    return folder
+
+
 def swarm_state() -> str:
     return docker("info", "--format", "{{.Swarm.LocalNodeState}}").strip()
 
@@ -139,23 +156,21 @@ def stack(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
         pytest.skip(reason)
     if not present_or_pulled("postgres:17-trixie"):
         unavailable("postgres:17-trixie is not here: .ci/make-standin-postgres builds it", "REQUIRE_DOCKER")
-    # HAProxy goes on Debian's official image where a registry answers, else on the stand-in's Debian.
-    debian = next((image for image in DEBIAN if present_or_pulled(image)), None)
-    if debian is None:
-        unavailable(f"none of {DEBIAN} is here: .ci/make-standin-base imports the last", "REQUIRE_DOCKER")
+    if not present_or_pulled(NGINX):
+        unavailable(f"{NGINX} is not here: .ci/make-standin-nginx builds it", "REQUIRE_DOCKER")
     if swarm_state() != "inactive":
         unavailable(f"this engine is already in a swarm ({swarm_state()}): not ours to change or leave",
                     "REQUIRE_DOCKER")  # fmt: skip
     unique = uuid.uuid4().hex[:8]
     name, tag = f"scaleout{unique}", f"scaleout-swarm-{unique}"
-    images = {"v1": f"{tag}:v1", "v2": f"{tag}:v2", "lb": f"{tag}:lb"}
+    images = {"v1": f"{tag}:v1", "v2": f"{tag}:v2"}
     build("Dockerfile.slim", images["v1"], args={"WITH_POSTGRES": "1"})
     changed = with_code_change(working_copy(tmp_path_factory.mktemp("src"), {}), tmp_path_factory.mktemp("v2") / "ctx")
     build("Dockerfile.slim", images["v2"], args={"WITH_POSTGRES": "1"}, context=changed)
-    build("deploy/swarm/lb.Dockerfile", images["lb"], context=SWARM, args={"BASE": debian})
+    proxy_config = load_test_front_door(tmp_path_factory.mktemp("proxy"))
     had_gwbridge = "docker_gwbridge" in docker("network", "ls", "--format", "{{.Name}}").split()
     lb_port = free_port()
-    env = {"SHORTENER_IMAGE": images["v1"], "LB_IMAGE": images["lb"], "POSTGRES_PASSWORD": uuid.uuid4().hex,
+    env = {"SHORTENER_IMAGE": images["v1"], "PROXY_CONFIG": str(proxy_config), "POSTGRES_PASSWORD": uuid.uuid4().hex,
            "REPLICAS": "1", "PORT": str(free_port()), "LB_PORT": str(lb_port),
            "BASE_URL": f"http://localhost:{lb_port}"}  # fmt: skip
     saved = {key: os.environ.get(key) for key in env}
