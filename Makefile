@@ -77,6 +77,42 @@ image: ## Build the slim image reproducibly from the last commit (the same commi
 	docker buildx build $(BUILD_FLAGS) $(REPRODUCIBLE) --output type=docker,name=$(IMAGE):slim,rewrite-timestamp=true -f Dockerfile.slim .
 	@docker image inspect -f '$(IMAGE):slim {{.Id}}' $(IMAGE):slim
 
+# Supply-chain tools, pinned, each in a venv of its own under .venv/: their dependencies would clash
+# with the dev lock's (as checkov's do: tests/helpers/scanners.py).
+PIP_AUDIT := $(VENV)/pip-audit/bin/pip-audit
+CYCLONEDX := $(VENV)/cyclonedx-bom/bin/cyclonedx-py
+$(PIP_AUDIT):
+	$(PYTHON) -m venv $(VENV)/pip-audit
+	$(VENV)/pip-audit/bin/python -m pip install -q pip-audit==2.10.1
+$(CYCLONEDX):
+	$(PYTHON) -m venv $(VENV)/cyclonedx-bom
+	$(VENV)/cyclonedx-bom/bin/python -m pip install -q cyclonedx-bom==7.5.0
+
+# The vulnerabilities accepted for now, each with a reason and an expiry date, in .trivyignore.yaml
+# (Trivy reads it as it is); an expired entry counts again here and fails tests/images/test_supply_chain.py.
+AUDIT_IGNORES = $(shell $(BIN)/python -c 'import datetime, yaml; \
+  print(*(f"--ignore-vuln={v[\"id\"]}" for v in (yaml.safe_load(open(".trivyignore.yaml")) or {}).get("vulnerabilities") or [] \
+  if v["expired_at"] > datetime.date.today()))' 2>/dev/null)
+AUDIT_FLAGS ?=
+
+audit: $(STAMP) $(PIP_AUDIT) ## Audit the locks against known vulnerabilities (fails when any pin goes unaudited)
+	$(PIP_AUDIT) --disable-pip --require-hashes --strict --progress-spinner off $(AUDIT_IGNORES) $(AUDIT_FLAGS) \
+	  -r requirements.txt -r requirements-postgres.txt
+
+# The SBOM of each image built here (make image, make images): the wheels its venv was made from, by
+# hash, as the build recorded them in /opt/venv/installed-wheels.txt, written as CycloneDX JSON.
+SBOM_DIR ?= sbom
+sbom: $(CYCLONEDX) ## A CycloneDX SBOM of each image built here, in sbom/ (after make image or make images)
+	mkdir -p $(SBOM_DIR)
+	for flavour in slim alpine; do \
+	  docker image inspect $(IMAGE):$$flavour >/dev/null 2>&1 || continue; \
+	  docker run --rm --entrypoint cat $(IMAGE):$$flavour /opt/venv/installed-wheels.txt \
+	    >$(SBOM_DIR)/$(IMAGE)-$$flavour.installed-wheels.txt || exit 1; \
+	  SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(CYCLONEDX) requirements --output-reproducible --pyproject pyproject.toml \
+	    -o $(SBOM_DIR)/$(IMAGE)-$$flavour.cdx.json $(SBOM_DIR)/$(IMAGE)-$$flavour.installed-wheels.txt || exit 1; \
+	  echo "$(SBOM_DIR)/$(IMAGE)-$$flavour.cdx.json"; \
+	done
+
 images: ## Build both images (Alpine only where python:3.13-alpine can be had)
 	docker buildx build --load -f Dockerfile.slim -t $(IMAGE):slim .
 	if docker image inspect python:3.13-alpine >/dev/null 2>&1 || docker pull -q python:3.13-alpine >/dev/null 2>&1; \
