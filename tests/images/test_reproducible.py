@@ -29,6 +29,7 @@ def test_two_clean_builds_of_one_commit_give_the_same_image_id(docker_engine: No
     if reason := base_available("slim"):
         pytest.skip(reason)
     tags = ["shortener-repro-a", "shortener-repro-b"]
+    epoch = subprocess.run(["git", "log", "-1", "--format=%ct"], cwd=ROOT, capture_output=True, text=True)
     try:
         first = make_image(tags[0])
         # Another second on the clock: whatever records the build's time now records another one.
@@ -38,7 +39,6 @@ def test_two_clean_builds_of_one_commit_give_the_same_image_id(docker_engine: No
             same, total, report = differences(f"{tags[0]}:slim", f"{tags[1]}:slim")
             pytest.fail(f"two clean builds differ: {same} of {total} layers identical\n" + "\n".join(report))
         # The image's date and its created label are the commit's, not the build's.
-        epoch = subprocess.run(["git", "log", "-1", "--format=%ct"], cwd=ROOT, capture_output=True, text=True)
         commit = datetime.fromtimestamp(int(epoch.stdout), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         label = '{{index .Config.Labels "org.opencontainers.image.created"}}'
         assert docker("image", "inspect", "-f", f"{{{{.Created}}}} {label}", first).split() == [commit, commit]
