@@ -23,7 +23,7 @@ IMAGE_PYTHON := $(shell sed -n 's/^FROM python:\([0-9.]*\)-slim.*/\1/p' Dockerfi
 DEV_PYTHON := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"$$/\1/p' pyproject.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help test test-app test-images test-deploy test-docs run images structure-test lint bench compare bench-bytecode workshop requirements clean node-tools
+.PHONY: help test test-app test-images test-deploy test-docs run image images sbom audit structure-test lint bench compare bench-bytecode workshop requirements clean node-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -69,6 +69,57 @@ test-docs: $(STAMP) node-tools ## tests/docs: links and names in the docs, the w
 
 run: $(STAMP) ## Run the app locally with auto-reload on http://127.0.0.1:8000
 	$(BIN)/uvicorn shortener_app.main:app --reload --host 127.0.0.1 --port 8000
+
+# A reproducible build (docs/practices.md#reproducible-images): everything it is given comes from the
+# last commit, so the same commit gives the same image ID on any machine. SOURCE_DATE_EPOCH clamps the
+# image's dates (and rewrite-timestamp its files' dates, where the engine's image store supports it);
+# the Dockerfile dates its own files 0 either way.
+# BUILD_FLAGS=--no-cache rebuilds every step (as the reproducibility test does).
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+REPRODUCIBLE = --build-arg SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) \
+  --build-arg VERSION=$(shell git describe --tags --always 2>/dev/null || echo dev) \
+  --build-arg REVISION=$(shell git rev-parse HEAD 2>/dev/null || echo unknown) \
+  --build-arg CREATED=$(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -r $(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+
+image: ## Build the slim image reproducibly from the last commit (the same commit, the same image ID)
+	docker buildx build $(BUILD_FLAGS) $(REPRODUCIBLE) --output type=docker,name=$(IMAGE):slim,rewrite-timestamp=true -f Dockerfile.slim .
+	@docker image inspect -f '$(IMAGE):slim {{.Id}}' $(IMAGE):slim
+
+# Supply-chain tools, pinned, each in a venv of its own under .venv/: their dependencies would clash
+# with the dev lock's (as checkov's do: tests/helpers/scanners.py).
+PIP_AUDIT := $(VENV)/pip-audit/bin/pip-audit
+CYCLONEDX := $(VENV)/cyclonedx-bom/bin/cyclonedx-py
+$(PIP_AUDIT):
+	$(PYTHON) -m venv $(VENV)/pip-audit
+	$(VENV)/pip-audit/bin/python -m pip install -q pip-audit==2.10.1
+$(CYCLONEDX):
+	$(PYTHON) -m venv $(VENV)/cyclonedx-bom
+	$(VENV)/cyclonedx-bom/bin/python -m pip install -q cyclonedx-bom==7.5.0
+
+# The vulnerabilities accepted for now, each with a reason and an expiry date, in .trivyignore.yaml
+# (Trivy reads it as it is); an expired entry counts again here and fails tests/images/test_supply_chain.py.
+AUDIT_IGNORES = $(shell $(BIN)/python -c 'import datetime, yaml; \
+  print(*(f"--ignore-vuln={v[\"id\"]}" for v in (yaml.safe_load(open(".trivyignore.yaml")) or {}).get("vulnerabilities") or [] \
+  if v["expired_at"] > datetime.date.today()))' 2>/dev/null)
+AUDIT_FLAGS ?=
+
+audit: $(STAMP) $(PIP_AUDIT) ## Audit the locks against known vulnerabilities (fails when any pin goes unaudited)
+	$(PIP_AUDIT) --disable-pip --require-hashes --strict --progress-spinner off $(AUDIT_IGNORES) $(AUDIT_FLAGS) \
+	  -r requirements.txt -r requirements-postgres.txt
+
+# The SBOM of each image built here (make image, make images): the wheels its venv was made from, by
+# hash, as the build recorded them in /opt/venv/installed-wheels.txt, written as CycloneDX JSON.
+SBOM_DIR ?= sbom
+sbom: $(CYCLONEDX) ## A CycloneDX SBOM of each image built here, in sbom/ (after make image or make images)
+	mkdir -p $(SBOM_DIR)
+	for flavour in slim alpine; do \
+	  docker image inspect $(IMAGE):$$flavour >/dev/null 2>&1 || continue; \
+	  docker run --rm --entrypoint cat $(IMAGE):$$flavour /opt/venv/installed-wheels.txt \
+	    >$(SBOM_DIR)/$(IMAGE)-$$flavour.installed-wheels.txt || exit 1; \
+	  SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(CYCLONEDX) requirements --output-reproducible --pyproject pyproject.toml \
+	    -o $(SBOM_DIR)/$(IMAGE)-$$flavour.cdx.json $(SBOM_DIR)/$(IMAGE)-$$flavour.installed-wheels.txt || exit 1; \
+	  echo "$(SBOM_DIR)/$(IMAGE)-$$flavour.cdx.json"; \
+	done
 
 images: ## Build both images (Alpine only where python:3.13-alpine can be had)
 	docker buildx build --load -f Dockerfile.slim -t $(IMAGE):slim .

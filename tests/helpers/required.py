@@ -23,6 +23,7 @@ HOW_TO_GET = {
     "REQUIRE_POSTGRES": "apt-get install postgresql (tests/with-test-postgres starts a throwaway server)",
     "REQUIRE_BROWSER": "apt-get install chromium, or set CHROMIUM_PATH",
     "REQUIRE_NODE": "install Node.js 18+ with npm (apt-get install nodejs npm), then run make test again",
+    "REQUIRE_AUDIT": "run it where pip-audit's advisory data (PyPI's) answers, as on GitHub's runners",
 }
 
 

@@ -34,7 +34,7 @@ MUTANTS = {
                      " --no-install-recommends gcc && rm -rf /var/lib/apt/lists/*\n"}, "no compiler"),
     # One stage: the venv is made where the image is, and binutils stays in it.
     "multi-stage build": ({"FROM python:3.13-slim\n\n# No .pyc": "# No .pyc",
-                           "COPY --from=build /opt/venv /opt/venv\n": ""},
+                           "COPY --from=build /opt /opt\n": "", "COPY --from=build /app /app\n": ""},
                           "no compiler or build tool"),
     "debug symbols stripped": ({"strip --strip-debug": "true"}, "debug symbols"),
     "PostgreSQL driver opt-in": ({"ARG WITH_POSTGRES=\n": "ARG WITH_POSTGRES=1\n"}, "only in images built with"),
@@ -152,7 +152,7 @@ def test_a_dependency_file_that_is_not_python_fails_the_build_until_left_out(doc
     if reason := base_available("slim"):
         pytest.skip(reason)
     template = "/opt/venv/lib/python3.13/site-packages/somepackage/templates/page.py"
-    plant = {"COPY --from=build /opt/venv /opt/venv\n": "COPY --from=build /opt/venv /opt/venv\n"
+    plant = {"COPY --from=build /opt /opt\n": "COPY --from=build /opt /opt\n"
              f"RUN mkdir -p {template.rsplit('/', 1)[0]} && echo 'print \"Python 2\"' > {template}\n"}  # fmt: skip
     where = "test_a_dependency_file_that_is_not_python_fails_the_build_until_left_out"
     # `build -q` does not show the step's output; BuildKit's own line names the step that failed.
