@@ -2,6 +2,7 @@
 
 import fnmatch
 import re
+import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -154,3 +155,29 @@ def test_the_practices_page_and_the_mutants_name_the_same_practices() -> None:
     assert not unnamed, f"docs/practices.md does not say which practice these mutants prove: {unnamed}"
     linted = set(re.findall(r"test_hadolint_fails_without_the_practice\[([^\]]+)\]", practices))
     assert linted and linted <= set(LINT_MUTANTS), f"unknown hadolint mutants: {linted - set(LINT_MUTANTS)}"
+
+
+def host_commands() -> list[tuple[str, str]]:
+    """Every command the docs give a reader to run on their own machine: sh and console blocks, and
+    the commands in postgres.env.example's comments (Dockerfile lines in diffs run in a container)."""
+    found = []
+    for page in [*pages(), *sorted((ROOT / "docs" / "workshop").rglob("*.md"))]:
+        for block in re.findall(r"^```(?:sh|console|bash)[^\n]*\n(.*?)^```", page.read_text(), re.M | re.S):
+            found += [(page.name, line) for line in block.splitlines() if line.strip()]
+    example = ROOT / "postgres.env.example"
+    found += [(example.name, line) for line in example.read_text().splitlines() if line.startswith("#   ")]
+    return found
+
+
+def test_no_command_for_a_readers_machine_needs_gnu_sed() -> None:
+    """macOS's BSD sed takes `-i` only with a suffix argument: `sed -i "s/.../"` fails there."""
+    gnu_only = [f"{name}: {line.strip()}" for name, line in host_commands() if re.search(r"\bsed -i\b", line)]
+    assert gnu_only == [], f"commands that fail with BSD sed: {gnu_only}"
+
+
+def test_the_postgres_env_command_writes_a_password_into_a_new_env_file(tmp_path: Path) -> None:
+    [command] = [line.removeprefix("#   ") for name, line in host_commands()
+                 if name == "postgres.env.example" and "POSTGRES_PASSWORD" in line]  # fmt: skip
+    shutil.copy(ROOT / "postgres.env.example", tmp_path / "postgres.env.example")
+    subprocess.run(["sh", "-ec", command], cwd=tmp_path, check=True)
+    assert re.search(r"^POSTGRES_PASSWORD=[0-9a-f]{32}$", (tmp_path / ".env").read_text(), re.M)
