@@ -15,7 +15,7 @@ from . import crud, database
 from .cache import TargetCache
 from .clicks import ClickBuffer
 from .config import Settings
-from .database import Base, make_engine, make_session_factory
+from .database import make_engine, make_session_factory
 from .health import HealthProbe
 from .models import ShortURL
 
@@ -42,8 +42,8 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings) -> "Runtime":
+        # No create_all: the migrate step made the schema, and the start-up check saw it at head.
         engine = make_engine(settings.db_url)
-        Base.metadata.create_all(engine)
         return cls(
             settings=settings,
             engine=engine,
