@@ -3,6 +3,7 @@
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -21,12 +22,9 @@ if TYPE_CHECKING:
 BASE_URL = "http://short.test"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database nobody else uses, without a schema, dropped after the test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db')}/shortener.db"
-        return
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new database on the server at TEST_POSTGRES_URL (skips without one), dropped afterwards."""
     server = os.environ.get("TEST_POSTGRES_URL")
     if not server:
         unavailable(POSTGRES_HINT, "REQUIRE_POSTGRES")
@@ -44,6 +42,16 @@ def empty_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database nobody else uses, without a schema, dropped after the test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db')}/shortener.db"
+        return
+    with postgres_database() as url:
+        yield url
 
 
 @pytest.fixture
