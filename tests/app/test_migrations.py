@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from shortener_app import models, schema
-from shortener_app.database import Base, make_engine
+from shortener_app.database import Base, make_engine, sqlite_file
 from tests.helpers.repo import ROOT
 from tests.helpers.server import uvicorn_server
 
@@ -52,7 +52,7 @@ def test_the_migrations_create_exactly_what_the_models_describe(db_url: str) -> 
     assert differences == [], differences
     # Named by the metadata's convention, the same on every database.
     assert names == {"pk": "pk_short_urls", "uq": ["uq_short_urls_admin_hash", "uq_short_urls_key"]}
-    assert models.ShortURL.__table__.c.keys() == [c for c in inspect_columns(db_url)]
+    assert models.ShortURL.__table__.c.keys() == inspect_columns(db_url)
 
 
 def inspect_columns(db_url: str) -> list[str]:
@@ -71,7 +71,6 @@ def test_the_migrate_step_is_one_line_and_safe_to_run_twice(empty_db_url: str) -
     assert "migrated from none to" in first.stdout and "(head)" in first.stdout
     assert second.stdout.count("\n") == 1 and "nothing to do" in second.stdout, second.stdout
     assert schema.current(empty_db_url) == schema.heads()
-    assert "password" not in first.stdout.lower() or ":***@" in first.stdout
 
 
 def test_the_migrate_step_says_in_one_line_why_it_cannot_reach_the_database(tmp_path: Path) -> None:
@@ -102,7 +101,11 @@ def test_a_server_on_a_database_without_a_schema_refuses_to_start_naming_the_mig
     """Before: every process ran create_all at start; now only the migrate step makes tables."""
     output = refused_start(empty_db_url, tmp_path / "server.log")
     assert_one_line_naming_the_command(output)
-    assert "short_urls" not in (tables(empty_db_url) if not empty_db_url.startswith("sqlite") else set())
+    database = sqlite_file(empty_db_url)
+    if database is not None:
+        assert not database.exists(), "the server made a database file"
+    else:
+        assert tables(empty_db_url) == set(), "the server made tables"
 
 
 def test_a_server_on_an_old_revision_refuses_to_start_naming_the_migrate_command(
