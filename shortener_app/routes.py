@@ -142,7 +142,7 @@ async def deactivate(secret: str, runtime: RuntimeDep) -> URLInfo:
 @router.patch(
     "/admin/{secret}",
     response_model=URLInfo,
-    responses={404: {"model": Problem}, **UNAVAILABLE},
+    responses={400: {"model": Problem}, 404: {"model": Problem}, 413: {"model": Problem}, **UNAVAILABLE},
     summary="Set or clear a link's expiry",
 )
 async def update(secret: str, request_body: Annotated[LinkUpdate, Body()], runtime: RuntimeDep) -> URLInfo:

@@ -75,8 +75,8 @@ def test_a_cached_redirect_is_answered_before_the_framework_exactly_as_the_route
 ) -> None:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     lookups = []
-    looked_up = runtime.active_target
-    runtime.active_target = lambda key: lookups.append(key) or looked_up(key)
+    looked_up = runtime.active_link
+    runtime.active_link = lambda key: lookups.append(key) or looked_up(key)
     link = shorten(client)
     first = client.request(method, f"/{link['key']}")  # a miss: the route looks the key up
     second = client.request(method, f"/{link['key']}")  # a hit: fastpath.CachedRedirects answers

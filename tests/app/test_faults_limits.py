@@ -20,7 +20,7 @@ import httpx
 import pytest
 import uvicorn
 
-from shortener_app import protocol
+from shortener_app import protocol, schema
 from shortener_app.config import Settings
 from shortener_app.main import create_app
 from tests.helpers.engine import running
@@ -45,6 +45,7 @@ class InProcess:
 def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[InProcess]:
     monkeypatch.setattr(protocol, "limits", lambda: protocol.Limits(32_768, HEAD_TIMEOUT, MAX_CONNECTIONS))
     settings = Settings(db_url=f"sqlite:///{tmp_path}/shortener.db", base_url="http://short.test")
+    schema.upgrade(settings.db_url)  # the migrate step, as before any server
     port = free_port()
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, http=protocol.LimitedHttpTools,
                             log_level="warning", timeout_graceful_shutdown=5)  # fmt: skip
