@@ -67,7 +67,11 @@ test-deploy: $(STAMP) ## tests/deploy: compose (SQLite and PostgreSQL), Swarm, K
 test-docs: $(STAMP) node-tools ## tests/docs: links and names in the docs, the workshop, the adoption guide on another app
 	$(BIN)/python -m pytest tests/docs $(PYTEST_ARGS)
 
-run: $(STAMP) ## Run the app locally with auto-reload on http://127.0.0.1:8000
+.PHONY: migrate
+migrate: $(STAMP) ## Bring the local database's schema to head (python -m shortener_app.migrate)
+	$(BIN)/python -m shortener_app.migrate
+
+run: $(STAMP) migrate ## Migrate, then run the app locally with auto-reload on http://127.0.0.1:8000
 	$(BIN)/uvicorn shortener_app.main:app --reload --host 127.0.0.1 --port 8000
 
 # A reproducible build (docs/practices.md#reproducible-images): everything it is given comes from the

@@ -2,6 +2,7 @@
 
 import time
 from collections import OrderedDict
+from datetime import UTC, datetime
 
 
 class TargetCache:
@@ -28,10 +29,14 @@ class TargetCache:
         self._entries.move_to_end(key)
         return target
 
-    def put(self, key: str, target: str) -> None:
-        if self._size == 0 or self._ttl == 0:
+    def put(self, key: str, target: str, expires_at: datetime | None = None) -> None:
+        """Keep `target` for the TTL, and never past the link's own expiry (then the route answers 410)."""
+        ttl = self._ttl
+        if expires_at is not None:
+            ttl = min(ttl, (expires_at - datetime.now(UTC)).total_seconds())
+        if self._size == 0 or ttl <= 0:
             return
-        self._entries[key] = (target, time.monotonic() + self._ttl)
+        self._entries[key] = (target, time.monotonic() + ttl)
         self._entries.move_to_end(key)
         if len(self._entries) > self._size:
             self._entries.popitem(last=False)

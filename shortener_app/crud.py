@@ -21,7 +21,18 @@ class KeyTaken(Exception):
     """The custom key is in use, or was used by a link now deactivated."""
 
 
-def create(session: Session, target_url: str, key: str | None, key_length: int) -> tuple[ShortURL, str]:
+def utc(value: datetime) -> datetime:
+    """SQLite hands datetimes back without a zone; every stored time is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def expired(expires_at: datetime | None) -> bool:
+    return expires_at is not None and utc(expires_at) <= datetime.now(UTC)
+
+
+def create(
+    session: Session, target_url: str, key: str | None, key_length: int, expires_at: datetime | None = None
+) -> tuple[ShortURL, str]:
     """Insert a link and return it with its admin secret, which is not stored anywhere.
 
     The unique constraint decides whether a key is free: insert, and draw again on
@@ -33,6 +44,7 @@ def create(session: Session, target_url: str, key: str | None, key_length: int) 
             key=key or keygen.random_key(key_length),
             admin_hash=keygen.hash_secret(secret),
             target_url=target_url,
+            expires_at=expires_at,
         )
         session.add(row)
         try:
@@ -61,8 +73,21 @@ def deactivate(session: Session, secret: str) -> ShortURL | None:
     return row
 
 
-def active_target(session: Session, key: str) -> str | None:
-    return session.scalar(select(ShortURL.target_url).where(ShortURL.key == key, ShortURL.is_active))
+def set_expiry(session: Session, secret: str, expires_at: datetime | None) -> ShortURL | None:
+    row = by_secret(session, secret)
+    if row is not None:
+        row.expires_at = expires_at
+        session.commit()
+        logger.info("link key=%s expires at %s", row.key, expires_at)
+    return row
+
+
+def active_link(session: Session, key: str) -> tuple[str, datetime | None] | None:
+    """The target and expiry of the active link with this key (expired or not); None when there is none."""
+    found = session.execute(
+        select(ShortURL.target_url, ShortURL.expires_at).where(ShortURL.key == key, ShortURL.is_active)
+    ).first()
+    return None if found is None else (found.target_url, found.expires_at and utc(found.expires_at))
 
 
 def add_clicks(connection: Connection, counts: Mapping[str, int]) -> None:

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from . import apidocs, datadir, errors, logs, unprocessable
+from . import apidocs, datadir, errors, logs, schema, unprocessable
 from .config import Settings, get_settings
 from .fastpath import CachedRedirects
 from .limits import BodySizeLimit
@@ -48,14 +48,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     max_body = (settings or get_settings()).max_body_bytes
     app.add_middleware(BodySizeLimit, max_bytes=max_body)
     app.add_middleware(CachedRedirects)
-    # Outermost: an unusable data directory stops the start with what to do, not a traceback.
-    app.add_middleware(StartupCheck, check=lambda: datadir.problem((settings or get_settings()).db_url))
+    # Outermost: an unusable data directory, or a schema not at head, stops the start with what to
+    # do, not a traceback; and before anything serves, so a process never half-starts.
+    app.add_middleware(StartupCheck, check=lambda: startup_problem((settings or get_settings()).db_url))
     # Before the router: its /{key} would otherwise take /docs and /redoc.
     apidocs.install(app)
     app.include_router(router)
     errors.install(app)
     unprocessable.install(app)
     return app
+
+
+def startup_problem(db_url: str) -> str | None:
+    # The schema is the migrate step's (python -m shortener_app.migrate): a serving process only reads
+    # its revision, so any number of workers and replicas can start at once.
+    return datadir.problem(db_url) or schema.problem(db_url)
 
 
 app = create_app()

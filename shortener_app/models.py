@@ -24,6 +24,8 @@ class ShortURL(Base):
     clicks: Mapped[int] = mapped_column(default=0)
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=lambda: datetime.now(UTC))
+    # Revision 0002: from this moment on the link answers 410 Gone; NULL (every older link) never expires.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
 
 class Heartbeat(Base):

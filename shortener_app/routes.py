@@ -15,7 +15,7 @@ from .ijson import IJsonRoute
 from .models import ShortURL
 from .paths import STATIC
 from .runtime import Runtime, RuntimeDep, SessionDep
-from .schemas import About, Health, Problem, URLCreate, URLInfo
+from .schemas import About, Health, LinkUpdate, Problem, URLCreate, URLInfo
 from .validation import InvalidInput, check_not_self, is_valid_key
 
 DEMO_PAGE = STATIC / "index.html"
@@ -36,6 +36,7 @@ def _info(runtime: Runtime, row: ShortURL, secret: str) -> URLInfo:
         clicks=row.clicks,
         is_active=row.is_active,
         created_at=row.created_at,
+        expires_at=row.expires_at,
     )
 
 
@@ -45,6 +46,7 @@ def _not_found(detail: str) -> HTTPException:
 
 UNKNOWN_ADMIN_LINK = "no link with this admin secret"
 UNKNOWN_KEY = "no active link with this key"
+EXPIRED = "this link has expired"
 
 
 @router.get("/", include_in_schema=False)
@@ -87,7 +89,7 @@ def create_url(request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep, 
         issue = {"type": "value_error", "loc": ("body", "target_url"), "msg": str(error), "input": target}
         raise RequestValidationError([issue]) from None
     try:
-        row, secret = crud.create(session, target, key, runtime.settings.key_length)
+        row, secret = crud.create(session, target, key, runtime.settings.key_length, request_body.expires_at)
     except crud.KeyTaken:
         raise HTTPException(status.HTTP_409_CONFLICT, f"the key {key!r} is taken") from None
     return _info(runtime, row, secret)
@@ -137,10 +139,29 @@ async def deactivate(secret: str, runtime: RuntimeDep) -> URLInfo:
     return _info(runtime, row, secret)
 
 
+@router.patch(
+    "/admin/{secret}",
+    response_model=URLInfo,
+    responses={400: {"model": Problem}, 404: {"model": Problem}, 413: {"model": Problem}, **UNAVAILABLE},
+    summary="Set or clear a link's expiry",
+)
+async def update(secret: str, request_body: Annotated[LinkUpdate, Body()], runtime: RuntimeDep) -> URLInfo:
+    row = await run_in_threadpool(runtime.set_expiry, secret, request_body.expires_at)
+    if row is None:
+        raise _not_found(UNKNOWN_ADMIN_LINK)
+    # As for deactivation: this replica at once, the others within the cache TTL.
+    runtime.cache.discard(row.key)
+    return _info(runtime, row, secret)
+
+
 _REDIRECT = {
     "status_code": status.HTTP_307_TEMPORARY_REDIRECT,
     "response_class": RedirectResponse,
-    "responses": {404: {"model": Problem}, **UNAVAILABLE},
+    "responses": {
+        404: {"model": Problem},
+        410: {"model": Problem, "description": "The link has expired."},
+        **UNAVAILABLE,
+    },
 }
 
 
@@ -151,8 +172,11 @@ async def follow(key: str, request: Request, runtime: RuntimeDep) -> RedirectRes
     # before the framework. This looks the key up, fills the cache, and answers the same way.
     if not is_valid_key(key):
         raise _not_found(UNKNOWN_KEY)
-    target = await run_in_threadpool(runtime.active_target, key)
-    if target is None:
+    found = await run_in_threadpool(runtime.active_link, key)
+    if found is None:
         raise _not_found(UNKNOWN_KEY)
-    runtime.cache.put(key, target)
+    target, expires_at = found
+    if crud.expired(expires_at):
+        raise HTTPException(status.HTTP_410_GONE, EXPIRED)
+    runtime.cache.put(key, target, expires_at)
     return redirect(runtime, key, target, request.method)

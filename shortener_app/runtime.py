@@ -5,6 +5,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -15,7 +16,7 @@ from . import crud, database
 from .cache import TargetCache
 from .clicks import ClickBuffer
 from .config import Settings
-from .database import Base, make_engine, make_session_factory
+from .database import make_engine, make_session_factory
 from .health import HealthProbe
 from .models import ShortURL
 
@@ -42,8 +43,8 @@ class Runtime:
 
     @classmethod
     def open(cls, settings: Settings) -> "Runtime":
+        # No create_all: the migrate step made the schema, and the start-up check saw it at head.
         engine = make_engine(settings.db_url)
-        Base.metadata.create_all(engine)
         return cls(
             settings=settings,
             engine=engine,
@@ -62,9 +63,9 @@ class Runtime:
                     database.wait_for_locks_at_most(connection, None)  # the pooled connection's default again
 
     # What the async routes run in a worker thread, each in a session of its own.
-    def active_target(self, key: str) -> str | None:
+    def active_link(self, key: str) -> tuple[str, datetime | None] | None:
         with self.sessions() as session:
-            return crud.active_target(session, key)
+            return crud.active_link(session, key)
 
     def link_by_secret(self, secret: str) -> ShortURL | None:
         with self.sessions() as session:
@@ -73,6 +74,10 @@ class Runtime:
     def deactivate(self, secret: str) -> ShortURL | None:
         with self.sessions() as session:
             return crud.deactivate(session, secret)
+
+    def set_expiry(self, secret: str, expires_at: datetime | None) -> ShortURL | None:
+        with self.sessions() as session:
+            return crud.set_expiry(session, secret, expires_at)
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator["Runtime"]:

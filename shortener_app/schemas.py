@@ -4,7 +4,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer, field_validator
 from pydantic_core import PydanticCustomError
 
 from .models import KEY_MAX_LENGTH, TARGET_MAX_LENGTH
@@ -21,6 +21,12 @@ class URLCreate(BaseModel):
         description="A custom key; a random one is drawn when absent.",
         strict=True,
     )
+    expires_at: AwareDatetime | None = Field(
+        None,
+        description="When the link stops working (then it answers 410 Gone): a future time with its offset. "
+        "Absent: never.",
+        examples=["2030-01-01T00:00:00Z"],
+    )
 
     # A broken rule is answered like any other validation error (422), with the rule's own words.
     @field_validator("target_url")
@@ -32,6 +38,50 @@ class URLCreate(BaseModel):
     @classmethod
     def _valid_key(cls, value: str | None) -> str | None:
         return None if value is None else _checked(check_custom_key, value)
+
+    _as_text = field_validator("expires_at", mode="before")(lambda value: _text_only(value))
+
+    @field_validator("expires_at")
+    @classmethod
+    def _in_the_future(cls, value: datetime | None) -> datetime | None:
+        value = _in_utc(value)
+        if value is not None and value <= datetime.now(UTC):
+            raise PydanticCustomError("value_error", "expires_at must be in the future")
+        return value
+
+
+class LinkUpdate(BaseModel):
+    """What the admin link may change: the expiry. A past time expires the link now; null: never."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    expires_at: AwareDatetime | None = Field(
+        description="When the link stops working (410 Gone), with its offset; null: never.",
+        examples=["2030-01-01T00:00:00Z"],
+    )
+
+    _as_text = field_validator("expires_at", mode="before")(lambda value: _text_only(value))
+
+    @field_validator("expires_at")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        return _in_utc(value)
+
+
+def _text_only(value: object) -> object:
+    # Bodies are parsed before validation (ijson.py), so strict mode would refuse the ISO text itself;
+    # what it is meant to refuse is a number taken for Unix time.
+    if value is not None and not isinstance(value, str):
+        raise PydanticCustomError("value_error", "expires_at must be a date and time as text, like 2030-01-01T00:00Z")
+    return value
+
+
+def _in_utc(value: datetime | None) -> datetime | None:
+    try:
+        return None if value is None else value.astimezone(UTC)
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 is a valid time whose UTC is not.
+        raise PydanticCustomError("value_error", "expires_at is out of range") from None
 
 
 def _checked(rule: Callable[[str], str], value: str) -> str:
@@ -50,11 +100,12 @@ class URLInfo(BaseModel):
     clicks: int
     is_active: bool
     created_at: datetime
+    expires_at: datetime | None = Field(description="When the link stops working (410 Gone); null: never.")
 
-    @field_serializer("created_at")
-    def _as_utc(self, value: datetime) -> str:
+    @field_serializer("created_at", "expires_at")
+    def _as_utc(self, value: datetime | None) -> str | None:
         # SQLite hands datetimes back without a zone; every stored time is UTC.
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+        return None if value is None else (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
 
 
 class Health(BaseModel):

@@ -3,6 +3,7 @@
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -10,6 +11,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from shortener_app import schema
 from shortener_app.config import Settings
 from shortener_app.main import create_app
 from tests.helpers.required import POSTGRES_HINT, unavailable
@@ -20,12 +22,9 @@ if TYPE_CHECKING:
 BASE_URL = "http://short.test"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A database nobody else uses, dropped after the test."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db')}/shortener.db"
-        return
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new database on the server at TEST_POSTGRES_URL (skips without one), dropped afterwards."""
     server = os.environ.get("TEST_POSTGRES_URL")
     if not server:
         unavailable(POSTGRES_HINT, "REQUIRE_POSTGRES")
@@ -43,6 +42,23 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database nobody else uses, without a schema, dropped after the test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db')}/shortener.db"
+        return
+    with postgres_database() as url:
+        yield url
+
+
+@pytest.fixture
+def db_url(empty_db_url: str) -> str:
+    """A database nobody else uses, brought to head by the migrate step, as every deployment does first."""
+    schema.upgrade(empty_db_url)
+    return empty_db_url
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ function show(link) {
   document.getElementById("clicks").textContent = String(link.clicks);
   document.getElementById("state").textContent = link.is_active ? "active" : "deactivated";
   document.getElementById("created").textContent = new Date(link.created_at).toLocaleString();
+  document.getElementById("expires").textContent = link.expires_at ? new Date(link.expires_at).toLocaleString() : "never";
   document.getElementById("link").hidden = false;
   button.hidden = !link.is_active;
 }

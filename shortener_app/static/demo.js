@@ -14,6 +14,8 @@ form.addEventListener("submit", async (event) => {
   result.hidden = true;
   const body = { target_url: form.target_url.value };
   if (form.key.value) body.key = form.key.value;
+  // datetime-local is the browser's local time without an offset; the API wants one: send UTC.
+  if (form.expires_at.value) body.expires_at = new Date(form.expires_at.value).toISOString();
   try {
     const response = await fetch("/url", {
       method: "POST",
@@ -24,6 +26,7 @@ form.addEventListener("submit", async (event) => {
     if (!response.ok) throw new Error(message(data.detail));
     show(document.getElementById("short-link"), data.url);
     show(document.getElementById("admin-link"), data.admin_url);
+    document.getElementById("expires-at").textContent = data.expires_at ? new Date(data.expires_at).toLocaleString() : "never";
     result.hidden = false;
   } catch (failure) {
     error.textContent = failure.message;

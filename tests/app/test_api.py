@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, text
 
-from shortener_app import keygen
+from shortener_app import keygen, schema
 from shortener_app.config import Settings
 from shortener_app.main import create_app
 from tests.conftest import BASE_URL
@@ -75,8 +75,8 @@ def test_a_cached_redirect_is_answered_before_the_framework_exactly_as_the_route
 ) -> None:
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     lookups = []
-    looked_up = runtime.active_target
-    runtime.active_target = lambda key: lookups.append(key) or looked_up(key)
+    looked_up = runtime.active_link
+    runtime.active_link = lambda key: lookups.append(key) or looked_up(key)
     link = shorten(client)
     first = client.request(method, f"/{link['key']}")  # a miss: the route looks the key up
     second = client.request(method, f"/{link['key']}")  # a hit: fastpath.CachedRedirects answers
@@ -293,6 +293,7 @@ def test_a_database_error_on_any_route_is_a_json_503_with_retry_after(
 
 def test_health_says_missing_when_the_sqlite_file_is_deleted(tmp_path: Path) -> None:
     db = tmp_path / "shortener.db"
+    schema.upgrade(f"sqlite:///{db}")
     with TestClient(create_app(Settings(db_url=f"sqlite:///{db}", base_url=BASE_URL))) as client:
         db.unlink()
         response = client.get("/health")
@@ -361,6 +362,7 @@ def test_the_pages_load_nothing_from_elsewhere_and_run_no_inline_script(client: 
 
 def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path: Path) -> None:
     settings = Settings(db_url=f"sqlite:///{tmp_path}/shortener.db", base_url=BASE_URL)
+    schema.upgrade(settings.db_url)
     with TestClient(create_app(settings)) as client, client.app.state.runtime.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000

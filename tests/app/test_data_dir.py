@@ -88,7 +88,8 @@ def test_a_data_directory_the_app_cannot_write_stops_the_start_with_one_short_me
 def test_a_data_path_through_a_file_stops_the_start_with_one_short_message(tmp_path: Path) -> None:
     (tmp_path / "data").write_text("a file where the data directory should be")
     env = {"DB_URL": f"sqlite:///{tmp_path}/data/shortener.db"}
-    with pytest.raises(RuntimeError, match="exited with 3"), uvicorn_server(env, tmp_path / "server.log"):
+    server = uvicorn_server(env, tmp_path / "server.log", migrate=False)
+    with pytest.raises(RuntimeError, match="exited with 3"), server:
         pass
     output = (tmp_path / "server.log").read_text()
     lines = output.strip().splitlines()

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from shortener_app import schema
 from shortener_app.config import Settings
 from shortener_app.main import create_app
 from tests.helpers.faults import note
@@ -114,6 +115,7 @@ BASE = "https://short.example"
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     folder = tmp_path_factory.mktemp("hosts")
     settings = Settings(db_url=f"sqlite:///{folder}/shortener.db", base_url=BASE)
+    schema.upgrade(settings.db_url)
     with TestClient(create_app(settings), follow_redirects=False) as client:
         yield client
 
@@ -122,6 +124,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
 def local_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
     folder = tmp_path_factory.mktemp("local")
     settings = Settings(db_url=f"sqlite:///{folder}/shortener.db", base_url="http://localhost:8000")
+    schema.upgrade(settings.db_url)
     with TestClient(create_app(settings), follow_redirects=False) as client:
         yield client
 

@@ -139,7 +139,9 @@ def postgres_demo(tmp_path: Path, docker_engine: None) -> Iterator[tuple[Path, s
                     "builds a stand-in from Debian's postgresql-17", "REQUIRE_DOCKER")  # fmt: skip
     unique = uuid.uuid4().hex[:8]
     project, image, port = f"shortener-test-pg-{unique}", f"shortener-test-pg-{unique}:slim", free_port()
-    repo = working_copy(tmp_path / "repo", {"compose.override.yaml": f"services:\n  app:\n    image: {image}\n"})
+    # The migrate step runs the app's image: renamed alike.
+    override = f"services:\n  app:\n    image: {image}\n  migrate:\n    image: {image}\n"
+    repo = working_copy(tmp_path / "repo", {"compose.override.yaml": override})
     password = uuid.uuid4().hex
     shutil.copy(repo / "postgres.env.example", repo / ".env")
     dot_env = repo / ".env"

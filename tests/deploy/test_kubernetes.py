@@ -73,7 +73,7 @@ def port_number(container: dict, port: int | str) -> int:
 
 
 def test_the_base_renders_a_deployment_service_settings_secret_budget_and_policy(rendered: dict[str, dict]) -> None:
-    assert sorted(rendered) == ["ConfigMap", "Deployment", "Ingress/shortener", "Ingress/shortener-create",
+    assert sorted(rendered) == ["ConfigMap", "Deployment", "Ingress/shortener", "Ingress/shortener-create", "Job",
                                 "Namespace", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service"]  # fmt: skip
     namespace = rendered["Namespace"]["metadata"]["name"]
     assert all(doc["metadata"].get("namespace") == namespace for kind, doc in rendered.items() if kind != "Namespace")
@@ -134,6 +134,24 @@ def test_the_service_budget_and_policy_select_the_pods_and_their_port(rendered: 
     policy = rendered["NetworkPolicy"]["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= labels.items()
     assert [port_number(container, p["port"]) for p in policy["ingress"][0]["ports"]] == [image_facts()["port"]]
+
+
+def test_the_migrate_job_runs_the_migrate_command_from_the_app_image_with_its_settings_and_hardening(
+    rendered: dict[str, dict],
+) -> None:
+    job = rendered["Job"]["spec"]["template"]["spec"]
+    (migrate,), app = job["containers"], app_container(rendered)
+    assert migrate["command"] == ["python", "-m", "shortener_app.migrate"]
+    assert migrate["image"] == app["image"], "the migrate step must run the image the pods run"
+    assert (migrate["envFrom"], migrate["env"]) == (app["envFrom"], app["env"]), "another database or settings"
+    assert (
+        migrate["securityContext"] == app["securityContext"]
+        and job["securityContext"] == pod_spec(rendered)["securityContext"]
+    )
+    assert job["restartPolicy"] == "Never" and rendered["Job"]["spec"]["backoffLimit"] > 0
+    # The Service, budget and policy must not count the migrate pod as a replica.
+    serving = rendered["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert not serving.items() <= rendered["Job"]["spec"]["template"]["metadata"]["labels"].items()
 
 
 def test_db_url_is_a_postgresql_url_from_the_rendered_secret_and_resources_are_bounded(

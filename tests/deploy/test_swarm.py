@@ -117,6 +117,15 @@ class Stack:
             assert time.monotonic() < deadline, f"the load balancer did not answer with {replicas} replicas"
             time.sleep(0.5)
 
+    def wait_until_migrated(self, seconds: float = 120) -> None:
+        """Until the stack's one-shot migrate job has completed (it retries while PostgreSQL starts)."""
+        deadline = time.monotonic() + seconds
+        while "(1/1 completed)" not in self.replicas("migrate"):
+            if time.monotonic() > deadline:
+                tasks = docker("service", "ps", "--no-trunc", f"{self.name}_migrate", check=False)
+                raise AssertionError(f"the migrate job did not complete:\n{tasks}")
+            time.sleep(0.5)
+
     def app_containers(self) -> list[str]:
         return docker("ps", "-q", "--filter", f"label=com.docker.swarm.service.name={self.name}_app",
                       "--filter", "health=healthy").split()  # fmt: skip
@@ -171,7 +180,7 @@ def stack(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     had_gwbridge = "docker_gwbridge" in docker("network", "ls", "--format", "{{.Name}}").split()
     lb_port = free_port()
     env = {"SHORTENER_IMAGE": images["v1"], "PROXY_CONFIG": str(proxy_config), "POSTGRES_PASSWORD": uuid.uuid4().hex,
-           "REPLICAS": "1", "PORT": str(free_port()), "LB_PORT": str(lb_port),
+           "REPLICAS": "3", "PORT": str(free_port()), "LB_PORT": str(lb_port),
            "BASE_URL": f"http://localhost:{lb_port}"}  # fmt: skip
     saved = {key: os.environ.get(key) for key in env}
     try:
@@ -202,7 +211,13 @@ def test_three_replicas_survive_a_crash_and_a_rollout_under_load_and_count_every
 ) -> None:
     script = tmp_path / "count.lua"
     script.write_text(COUNTING)
+    # Three replicas deployed together on a fresh PostgreSQL, with the migrate job: none may serve
+    # before the job has brought the schema to head, and all three then start (no create_all race).
     stack.wait_until("postgres", 1)
+    stack.wait_until_migrated()
+    stack.wait_until("app", 3, seconds=150)
+    stack.wait_until_served_by(3)
+    docker("service", "scale", "--detach=true", f"{stack.name}_app=1")
     stack.wait_until("app", 1)
     stack.wait_until_served_by(1)
     with httpx.Client(base_url=stack.url) as client:

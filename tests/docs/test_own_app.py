@@ -194,7 +194,7 @@ def test_the_practices_hold_for_another_app(greeter_image: tuple[str, str], proj
 @pytest.mark.docker
 def test_another_app_runs_hardened_as_5678_and_writes_only_to_data(greeter_image: tuple[str, str]) -> None:
     tag, _ = greeter_image
-    with running(tag) as container, httpx.Client(base_url=container.url, timeout=10) as client:
+    with running(tag, migrate=False) as container, httpx.Client(base_url=container.url, timeout=10) as client:
         assert client.get("/health").json() == {"status": "ok"}
         assert client.post("/hello/Ada").text == "Hello, Ada! 0 guests before you."
         assert client.post("/hello/Grace").text == "Hello, Grace! 1 guests before you."
@@ -209,7 +209,7 @@ def test_another_app_runs_hardened_as_5678_and_writes_only_to_data(greeter_image
 @pytest.mark.docker
 def test_docker_reports_another_app_healthy(greeter_image: tuple[str, str]) -> None:
     tag, _ = greeter_image
-    with running(tag) as container:
+    with running(tag, migrate=False) as container:
         wait_for_health_status(container.name)
         assert container.state()["Health"]["FailingStreak"] == 0
 
@@ -217,7 +217,7 @@ def test_docker_reports_another_app_healthy(greeter_image: tuple[str, str]) -> N
 @pytest.mark.docker
 def test_another_app_stops_on_sigterm_within_2_s_with_exit_0(greeter_image: tuple[str, str]) -> None:
     tag, _ = greeter_image
-    with running(tag) as container:
+    with running(tag, migrate=False) as container:
         exit_code, took = container.stop()
     assert exit_code == 0 and took < 2, f"exit code {exit_code} after {took:.1f} s"
 
@@ -226,6 +226,6 @@ def test_another_app_stops_on_sigterm_within_2_s_with_exit_0(greeter_image: tupl
 def test_another_app_exits_0_on_sigterm_behind_an_init_too(greeter_image: tuple[str, str]) -> None:
     """`docker run --init`, compose's `init: true`: the server is not PID 1, and plain uvicorn would exit 143."""
     tag, _ = greeter_image
-    with running(tag, extra=("--init",)) as container:
+    with running(tag, extra=("--init",), migrate=False) as container:
         exit_code, _ = container.stop()
     assert exit_code == 0, f"exit code {exit_code} after a clean shutdown behind an init"

@@ -18,6 +18,8 @@ from .server import free_port, wait_until_healthy
 
 STANDIN_LABEL = "io.github.shortener.standin"
 MINIMUM_ENGINE = 25
+# The migrate step's command: the same image, another command (compose.yaml's migrate service).
+MIGRATE = ["python", "-m", "shortener_app.migrate"]
 HARDENED = ["--read-only", "--tmpfs", "/tmp", "--cap-drop", "ALL", "--security-opt", "no-new-privileges"]
 
 
@@ -115,19 +117,34 @@ class Container:
 
 @contextmanager
 def running(
-    image: str, *, volume: str | None = None, extra: tuple[str, ...] = (), seconds: float = 30
+    image: str,
+    *,
+    volume: str | None = None,
+    extra: tuple[str, ...] = (),
+    seconds: float = 30,
+    migrate: bool = True,
 ) -> Iterator[Container]:
-    """The image run hardened, published on a free 127.0.0.1 port, removed afterwards."""
+    """The image run hardened, published on a free 127.0.0.1 port, removed afterwards.
+
+    With `migrate`, the migrate step runs first, as compose runs it: the same image, hardening, volume
+    and settings, with `python -m shortener_app.migrate` for command. Without a volume named, one of
+    the container's own holds /data for both, and goes with it."""
     port = free_port()
     name = f"shortener-test-{port}"
+    own_volume = f"{name}-data" if migrate and volume is None else None
+    volume = volume or own_volume
     mounts = ["-v", f"{volume}:/data"] if volume else []
-    docker("run", "-d", "--name", name, *HARDENED, *mounts, "-p", f"127.0.0.1:{port}:8000", *extra, image)
-    container = Container(name, f"http://127.0.0.1:{port}")
     try:
+        if migrate:
+            docker("run", "--rm", "--name", f"{name}-migrate", *HARDENED, *mounts, *extra, image, *MIGRATE)
+        docker("run", "-d", "--name", name, *HARDENED, *mounts, "-p", f"127.0.0.1:{port}:8000", *extra, image)
+        container = Container(name, f"http://127.0.0.1:{port}")
         wait_until_healthy(container.url, seconds=seconds)
         yield container
     finally:
         docker("rm", "-f", "-v", name, check=False)
+        if own_volume:
+            docker("volume", "rm", "-f", own_volume, check=False)
 
 
 def wait_for_health_status(name: str, seconds: float = 40) -> float:

@@ -82,9 +82,26 @@ class Server:
         return self.log.read_text()
 
 
+def run_migrate_step(env: dict[str, str]) -> str:
+    """The migrate step, as compose runs it before the app: `python -m shortener_app.migrate`, same settings."""
+    result = subprocess.run(
+        [sys.executable, "-m", "shortener_app.migrate"],
+        cwd=ROOT, env={**os.environ, **image_env(), **env}, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"the migrate step failed ({result.returncode}): {result.stdout}{result.stderr}")
+    return result.stdout
+
+
 @contextmanager
-def uvicorn_server(env: dict[str, str], log: Path, *extra: str, port: int | None = None) -> Iterator[Server]:
-    """The server as the image starts it (container/serve.py, the app named by the image's UVICORN_APP)."""
+def uvicorn_server(
+    env: dict[str, str], log: Path, *extra: str, port: int | None = None, migrate: bool = True
+) -> Iterator[Server]:
+    """The server as the image starts it (container/serve.py, the app named by the image's UVICORN_APP).
+
+    With `migrate`, the migrate step runs first, as compose runs it before the app."""
+    if migrate:
+        run_migrate_step(env)
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, str(SERVE), "--host", "127.0.0.1", "--port", str(port), *extra]
