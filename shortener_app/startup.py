@@ -27,7 +27,7 @@ class StartupCheck:
             await self.app(scope, receive, send)
             return
         startup = await receive()
-        problem = self.check() if startup["type"] == "lifespan.startup" else None
+        problem = self._problem() if startup["type"] == "lifespan.startup" else None
         if problem is not None:
             await send({"type": "lifespan.startup.failed", "message": problem})
             # Raised after the report, as Starlette does: uvicorn ignores it, a test client sees it.
@@ -42,3 +42,12 @@ class StartupCheck:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    def _problem(self) -> str | None:
+        # A check that fails (a database driver missing from the image, say) refuses the start too,
+        # in one line. Raised through, it would end the lifespan before startup completes, which
+        # uvicorn's default (lifespan "auto") takes for an app without one: it would serve anyway.
+        try:
+            return self.check()
+        except Exception as error:  # noqa: BLE001 - any failure of the check is a reason not to start
+            return f"the startup check failed: {type(error).__name__}: {error}"

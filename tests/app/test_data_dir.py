@@ -118,3 +118,19 @@ def test_a_bind_mount_owned_by_root_stops_the_image_with_one_short_message(
         check=False,
     )
     assert_one_short_message(result.stdout + result.stderr, result.returncode, "/data", (APP_UID, APP_UID), case)
+
+
+def test_a_startup_check_that_fails_refuses_the_start_in_one_line() -> None:
+    """A check that raises (e.g. the PostgreSQL driver missing from an image built without it) must
+    refuse the start, not end the lifespan: uvicorn would take that for an app without one and serve."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from shortener_app.startup import StartupCheck, StartupRefused
+
+    def missing_driver() -> str | None:
+        raise ModuleNotFoundError("No module named 'psycopg'")
+
+    refused = r"^the startup check failed: ModuleNotFoundError: No module named 'psycopg'$"
+    with pytest.raises(StartupRefused, match=refused), TestClient(StartupCheck(FastAPI(), check=missing_driver)):
+        pass
