@@ -5,8 +5,7 @@ first); and a downgrade to revision 0001 loses the expiries only."""
 import os
 import subprocess
 import sys
-import tarfile
-from io import BytesIO
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import httpx
@@ -15,50 +14,23 @@ from sqlalchemy import inspect, text
 
 from shortener_app import schema
 from shortener_app.database import make_engine
+from tests.helpers.release import admin_path, assert_served_as_before, export_release_1, fill
 from tests.helpers.repo import ROOT
 from tests.helpers.server import Server, image_server_flags, run_migrate_step, uvicorn_server
 
-# The last commit before migrations: release 1.0.0's models, made with create_all at every start.
-RELEASE_1 = "201f55583b66fe0d0e02e38af8f533ca0113c6a4"
 COLUMNS = "key, target_url, admin_hash, clicks, is_active, created_at"
 
 
 @pytest.fixture(scope="module")
 def release_1(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Release 1.0.0's shortener_app, exported from git into a folder of its own."""
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", RELEASE_1, "shortener_app"], cwd=ROOT, capture_output=True, check=False
-    )
-    if archive.returncode != 0:
-        pytest.skip(f"release 1.0.0 ({RELEASE_1[:7]}) is not in this clone's history (a shallow clone?)")
-    folder = tmp_path_factory.mktemp("release-1")
-    with tarfile.open(fileobj=BytesIO(archive.stdout)) as tar:
-        tar.extractall(folder, filter="data")
-    return folder
+    return export_release_1(tmp_path_factory.mktemp("release-1"), "shortener_app")
 
 
-def serve_release_1(folder: Path, db_url: str, log: Path) -> object:
+def serve_release_1(folder: Path, db_url: str, log: Path) -> AbstractContextManager[Server]:
     """Release 1.0.0's code, started as its image did: no migrate step (it ran create_all itself)."""
     env = {"DB_URL": db_url, "BASE_URL": "http://short.test"}
     return uvicorn_server(env, log, *image_server_flags(), "--app-dir", str(folder), migrate=False)
-
-
-def fill(server: Server) -> list[dict]:
-    """Links of every kind, through the API: random and custom keys, clicks, deactivated links."""
-    links = []
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        for number in range(8):
-            body = {"target_url": f"https://example.com/page/{number}"}
-            if number % 3 == 0:
-                body["key"] = f"custom-{number}"
-            link = client.post("/url", json=body).json()
-            for _ in range(number):
-                assert client.get(f"/{link['key']}").status_code == 307
-            if number in (2, 5):
-                admin = "/" + link["admin_url"].split("/", 3)[3]
-                assert client.delete(admin).json()["is_active"] is False
-            links.append(link)
-    return links
 
 
 def rows(db_url: str) -> list[tuple]:
@@ -79,14 +51,6 @@ def columns(db_url: str) -> set[str]:
         engine.dispose()
 
 
-def assert_served_as_before(server: Server, links: list[dict]) -> None:
-    with httpx.Client(base_url=server.url, timeout=10) as client:
-        for number, link in enumerate(links):
-            info = client.get("/" + link["admin_url"].split("/", 3)[3]).json()
-            assert (info["key"], info["clicks"], info["is_active"]) == (link["key"], number, number not in (2, 5))
-            assert client.get(f"/{link['key']}").status_code == (404 if number in (2, 5) else 307)
-
-
 @pytest.mark.parametrize("made_by", ["release 1.0.0 create_all", "revision 0001"])
 def test_a_database_release_1_wrote_is_upgraded_by_the_migrate_step_with_nothing_lost(
     release_1: Path, empty_db_url: str, tmp_path: Path, made_by: str
@@ -97,7 +61,7 @@ def test_a_database_release_1_wrote_is_upgraded_by_the_migrate_step_with_nothing
 
         command.upgrade(schema.config(db_url), schema.BASELINE)
     with serve_release_1(release_1, db_url, tmp_path / "release-1.log") as old:
-        links = fill(old)
+        links = fill(old.url)
         assert old.stop() == 0
     before = rows(db_url)
     assert len(before) == len(links) and sum(row[3] for row in before) == sum(range(len(links)))
@@ -108,17 +72,17 @@ def test_a_database_release_1_wrote_is_upgraded_by_the_migrate_step_with_nothing
     assert rows(db_url) == before, "every key, target, admin secret hash, click count, state and time kept"
 
     with uvicorn_server({"DB_URL": db_url, "BASE_URL": "http://short.test"}, tmp_path / "new.log") as new:
-        assert_served_as_before(new, links)
+        assert_served_as_before(new.url, links)
         with httpx.Client(base_url=new.url) as client:
-            assert client.get("/" + links[0]["admin_url"].split("/", 3)[3]).json()["expires_at"] is None
+            assert client.get(admin_path(links[0])).json()["expires_at"] is None
 
 
 def test_release_1_keeps_serving_on_the_new_schema(release_1: Path, db_url: str, tmp_path: Path) -> None:
     """Expand first: during a rolling update the old code runs on the migrated database."""
     assert schema.current(db_url) == schema.heads()
     with serve_release_1(release_1, db_url, tmp_path / "release-1.log") as old:
-        links = fill(old)
-        assert_served_as_before(old, links)
+        links = fill(old.url)
+        assert_served_as_before(old.url, links)
         assert old.stop() == 0
     assert "Traceback" not in (tmp_path / "release-1.log").read_text()
 
@@ -128,9 +92,9 @@ def test_a_downgrade_to_revision_1_loses_the_expiries_and_nothing_else(
 ) -> None:
     env = {"DB_URL": db_url, "BASE_URL": "http://short.test"}
     with uvicorn_server(env, tmp_path / "new.log") as new:
-        links = fill(new)
+        links = fill(new.url)
         with httpx.Client(base_url=new.url) as client:
-            admin = "/" + links[1]["admin_url"].split("/", 3)[3]
+            admin = admin_path(links[1])
             assert client.patch(admin, json={"expires_at": "2100-01-01T00:00:00Z"}).status_code == 200
         assert new.stop() == 0
     before = rows(db_url)
@@ -145,8 +109,8 @@ def test_a_downgrade_to_revision_1_loses_the_expiries_and_nothing_else(
     assert "expires_at" not in columns(db_url)
     assert rows(db_url) == before
     with serve_release_1(release_1, db_url, tmp_path / "release-1.log") as old:
-        assert_served_as_before(old, links)
+        assert_served_as_before(old.url, links)
 
     run_migrate_step({"DB_URL": db_url})
     with uvicorn_server(env, tmp_path / "again.log", migrate=False) as again, httpx.Client(base_url=again.url) as c:
-        assert c.get("/" + links[1]["admin_url"].split("/", 3)[3]).json()["expires_at"] is None, "the expiry is lost"
+        assert c.get(admin_path(links[1])).json()["expires_at"] is None, "the expiry is lost"
