@@ -134,3 +134,35 @@ def api_docs_operations(docs_url: str, executable: str) -> tuple[int, str]:
             return page.locator(".opblock").count(), "\n".join(violations)
         finally:
             browser.close()
+
+
+def shorten_with_an_expiry(page_url: str, target: str, executable: str, local_time: str, timezone: str) -> dict:
+    """Fill the page's expiry field in the visitor's time zone: first a past time (refused), then
+    `local_time`; return what the page and the admin page showed, and what the API stored."""
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_context(timezone_id=timezone).new_page()
+            violations: list[str] = []
+            enforce_csp(page, page_url.rstrip("/"), violations)
+            page.goto(page_url)
+            page.get_by_label("URL to shorten").fill(target)
+            expires = page.get_by_label("expires at")
+            expires.fill("2001-02-03T04:05")
+            page.get_by_role("button", name="Shorten").click()
+            expect(page.locator("#error")).to_have_text("expires_at must be in the future")
+            expires.fill(local_time)
+            page.get_by_role("button", name="Shorten").click()
+            expect(page.locator("#short-link")).to_be_visible()
+            seen = {"shown": page.locator("#expires-at").inner_text()}
+            admin = urlsplit(page.locator("#admin-link").inner_text()).path
+            seen["stored"] = page.request.get(page_url.rstrip("/") + admin).json()["expires_at"]
+            page.goto(page_url.rstrip("/") + admin)
+            expect(page.locator("#state")).to_have_text("active")
+            seen["admin_page"] = page.locator("#expires").inner_text()
+            seen["csp_violations"] = "\n".join(violations)
+            return seen
+        finally:
+            browser.close()
