@@ -1,4 +1,5 @@
-"""compose.yaml: valid, safe by default, and keeping its data across down/up until `down -v`."""
+"""compose.yaml: valid, safe by default, keeping its data across down/up until `down -v`, and upgrading
+the data release 1.0.0 wrote by `docker compose up` of the new code."""
 
 import os
 import shutil
@@ -11,6 +12,7 @@ import httpx
 import pytest
 
 from tests.helpers.engine import base_available, docker, present_or_pulled
+from tests.helpers.release import assert_served_as_before, export_release_1, fill
 from tests.helpers.repo import ROOT, working_copy
 from tests.helpers.required import unavailable
 from tests.helpers.server import free_port
@@ -184,3 +186,50 @@ def test_the_postgres_profile_from_the_env_example_runs_the_app_on_postgres_and_
     with httpx.Client(base_url=url) as client:
         assert client.get(admin).json()["clicks"] == 1, "the data in PostgreSQL did not survive down + up"
         assert client.get(f"/{link['key']}").status_code == 307
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_docker_compose_up_of_the_new_code_upgrades_the_data_release_1_wrote_with_nothing_lost(
+    database: str, tmp_path: Path, docker_engine: None
+) -> None:
+    """A user of release 1.0.0 pulls the new code and runs `docker compose up --build` on the same
+    project: the migrate step upgrades their volume (SQLite's file, or PostgreSQL's) before the app
+    serves, and every key, target, admin secret, click count and state is as it was."""
+    require_compose()
+    if reason := base_available("slim"):
+        pytest.skip(reason)
+    if database == "postgres" and not present_or_pulled(POSTGRES_IMAGE):
+        unavailable(f"{POSTGRES_IMAGE} is not here: .ci/make-standin-postgres builds it", "REQUIRE_DOCKER")
+    unique = uuid.uuid4().hex[:8]
+    image = f"shortener-test-up-{unique}"
+    old = export_release_1(tmp_path / "release-1")
+    new = working_copy(tmp_path / "new", {})
+    # Only the images are renamed (so no user's shortener:slim is replaced); the project, and so its
+    # volumes, are the same for both.
+    (old / "compose.override.yaml").write_text(f"services:\n  app:\n    image: {image}:release-1\n")
+    (new / "compose.override.yaml").write_text(
+        f"services:\n  app:\n    image: {image}:new\n  migrate:\n    image: {image}:new\n"
+    )
+    if database == "postgres":
+        password = uuid.uuid4().hex
+        for tree in (old, new):
+            example = (tree / "postgres.env.example").read_text()
+            (tree / ".env").write_text(example.replace("POSTGRES_PASSWORD=\n", f"POSTGRES_PASSWORD={password}\n"))
+    port = free_port()
+    env = {name: value for name, value in os.environ.items()
+           if name not in ("COMPOSE_PROFILES", "WITH_POSTGRES", "POSTGRES_PASSWORD", "SHORTENER_DB_URL")}  # fmt: skip
+    env |= {"PORT": str(port), "COMPOSE_PROJECT_NAME": f"shortener-test-up-{unique}"}
+    url = f"http://127.0.0.1:{port}"
+    try:
+        compose("up", "-d", "--build", "--wait", env=env, cwd=old)
+        links = fill(url)
+        compose("down", env=env, cwd=old)
+
+        compose("up", "-d", "--build", "--wait", env=env, cwd=new)
+        migrated = compose("logs", "--no-log-prefix", "migrate", env=env, cwd=new)
+        assert "(head)" in migrated, f"the migrate step did not run: {migrated!r}"
+        assert_served_as_before(url, links)
+    finally:
+        subprocess.run(["docker", "compose", "down", "-v", "--remove-orphans"], cwd=new, capture_output=True,
+                       env=env, check=False)  # fmt: skip
+        docker("image", "rm", f"{image}:release-1", f"{image}:new", check=False)
