@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = Field(30.0, ge=0, description="How long a replica may serve a redirect from memory.")
     cache_size: int = Field(10_000, ge=0, description="How many redirects are kept in memory.")
     max_body_bytes: int = Field(16_384, ge=1024, description="Largest request body accepted.")
+    schema_wait_seconds: float = Field(
+        0.0,
+        ge=0,
+        le=120,
+        description="How long a starting process waits for the migrate step (the schema at head) before it "
+        "refuses to start; for orchestrators that start the migrate job and the new replicas together.",
+    )
     log_level: str = Field("INFO", description="Level of the application's own logs.")
 
 

@@ -1,6 +1,7 @@
 """The application: `uvicorn shortener_app.main:app`."""
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -50,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(CachedRedirects)
     # Outermost: an unusable data directory, or a schema not at head, stops the start with what to
     # do, not a traceback; and before anything serves, so a process never half-starts.
-    app.add_middleware(StartupCheck, check=lambda: startup_problem((settings or get_settings()).db_url))
+    app.add_middleware(StartupCheck, check=lambda: startup_problem(settings or get_settings()))
     # Before the router: its /{key} would otherwise take /docs and /redoc.
     apidocs.install(app)
     app.include_router(router)
@@ -59,10 +60,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def startup_problem(db_url: str) -> str | None:
+def startup_problem(settings: Settings) -> str | None:
     # The schema is the migrate step's (python -m shortener_app.migrate): a serving process only reads
-    # its revision, so any number of workers and replicas can start at once.
-    return datadir.problem(db_url) or schema.problem(db_url)
+    # its revision, so any number of workers and replicas can start at once. Where the orchestrator
+    # starts the migrate job beside the new replicas (a Swarm stack deploy), SCHEMA_WAIT_SECONDS lets
+    # them wait for it, before anything serves, instead of failing the rolling update.
+    if problem := datadir.problem(settings.db_url):
+        return problem
+    deadline = time.monotonic() + settings.schema_wait_seconds
+    problem = schema.problem(settings.db_url)
+    if problem is not None and settings.schema_wait_seconds:
+        logs.configure(settings.log_level)  # before the lifespan does: this line comes first
+        logger.info("waiting up to %g s for the migrate step to bring the schema to head", settings.schema_wait_seconds)
+    while problem is not None and time.monotonic() < deadline:
+        time.sleep(1)
+        problem = schema.problem(settings.db_url)
+    return problem
 
 
 app = create_app()

@@ -4,8 +4,10 @@ head, and a server never starts (nor half-starts) on a schema that is not at hea
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
+import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -14,7 +16,7 @@ from sqlalchemy import inspect
 from shortener_app import models, schema
 from shortener_app.database import Base, make_engine, sqlite_file
 from tests.helpers.repo import ROOT
-from tests.helpers.server import uvicorn_server
+from tests.helpers.server import run_migrate_step, uvicorn_server
 
 MIGRATE = [sys.executable, "-m", "shortener_app.migrate"]
 
@@ -80,9 +82,12 @@ def test_the_migrate_step_says_in_one_line_why_it_cannot_reach_the_database(tmp_
     assert "secret" not in result.stderr
 
 
-def refused_start(db_url: str, log: Path) -> str:
+def refused_start(db_url: str, log: Path, **env: str) -> str:
     """Start the server as the image does, WITHOUT the migrate step; it must exit 3. Its output."""
-    with pytest.raises(RuntimeError, match="exited with 3"), uvicorn_server({"DB_URL": db_url}, log, migrate=False):
+    with (
+        pytest.raises(RuntimeError, match="exited with 3"),
+        uvicorn_server({"DB_URL": db_url, **env}, log, migrate=False),
+    ):
         pass
     return log.read_text()
 
@@ -120,3 +125,27 @@ def test_a_server_on_an_old_revision_refuses_to_start_naming_the_migrate_command
     assert_one_line_naming_the_command(output)
     assert f"at {older[0]}" in output, output
     assert schema.current(empty_db_url) == (older[0],), "the server must not migrate"
+
+
+def test_with_schema_wait_a_starting_server_waits_for_the_migrate_step_then_serves(
+    empty_db_url: str, tmp_path: Path
+) -> None:
+    """A Swarm stack deploy starts the migrate job and the new replicas together: a replica given
+    SCHEMA_WAIT_SECONDS waits for the job, serving nothing meanwhile, instead of failing the update."""
+    env = {"DB_URL": empty_db_url, "SCHEMA_WAIT_SECONDS": "30"}
+    migrate = threading.Timer(3, run_migrate_step, args=(env,))
+    migrate.start()
+    try:
+        with uvicorn_server(env, tmp_path / "server.log", migrate=False) as server:
+            assert httpx.get(f"{server.url}/health").json()["database"] == "ok"
+            assert schema.current(empty_db_url) == schema.heads(), "the server answered before the schema was at head"
+    finally:
+        migrate.join()
+    output = (tmp_path / "server.log").read_text()
+    assert output.count("waiting up to 30 s for the migrate step") == 1, output
+    assert "Application startup failed" not in output, output
+
+
+def test_with_schema_wait_a_server_still_refuses_once_the_wait_is_over(empty_db_url: str, tmp_path: Path) -> None:
+    output = refused_start(empty_db_url, tmp_path / "server.log", SCHEMA_WAIT_SECONDS="2")
+    assert_one_line_naming_the_command(output)
