@@ -1,4 +1,5 @@
-"""deploy/swarm: three replicas on PostgreSQL on Docker Swarm, under load, through a crash and a rollout.
+"""deploy/swarm: three replicas on PostgreSQL on Docker Swarm, under load, through a crash and a rollout,
+and release 1.0.0's stack upgraded to this one (a migration and a new image) under load.
 
 The engine is shared: the test makes this engine a one-node swarm on 127.0.0.1 only if it is in no
 swarm yet, and always leaves it again (`docker swarm leave --force`) in its teardown. Swarm's
@@ -24,6 +25,7 @@ import httpx
 import pytest
 
 from tests.helpers.engine import base_available, build, docker, present_or_pulled
+from tests.helpers.release import assert_served_as_before, export_release_1, fill
 from tests.helpers.repo import ROOT, with_code_change, working_copy
 from tests.helpers.required import unavailable
 from tests.helpers.server import free_port
@@ -305,3 +307,82 @@ def test_the_front_door_closes_a_silent_socket_in_swarm_as_in_compose(stack: Sta
             closed = True
         took = time.monotonic() - started
     assert closed and timeout - 1 <= took <= timeout + 5, f"closed={closed} after {took:.1f} s (timeout {timeout} s)"
+
+
+def test_release_1s_stack_is_upgraded_to_this_one_under_load_with_no_failed_request_and_no_lost_link(
+    stack: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The upgrade a user of release 1.0.0 makes: their stack (no migrate step; every replica ran
+    create_all) serves links on PostgreSQL; they deploy this release's stack file with its image, as
+    docs/scaling.md says. The migrate job expands the schema while the old replicas serve, and the app
+    rolls to the new image: no request fails, and every link is kept."""
+    old_tree = export_release_1(tmp_path / "release-1")
+    # Release 1.0.0's own stack file, with this release's front door beside it (lb.yaml and its
+    # upstream.conf), which the upgrade leaves as it is.
+    for name in ("lb.yaml", "upstream.conf"):
+        (old_tree / "deploy" / "swarm" / name).write_text((SWARM / name).read_text())
+    new_image = stack.env["SHORTENER_IMAGE"]
+    old_image = new_image.replace(":v1", ":release-1")
+    build(None, old_image, text=(old_tree / "Dockerfile.slim").read_text(), context=old_tree,
+          args={"WITH_POSTGRES": "1"})  # fmt: skip
+    name, lb_port = stack.name.replace("scaleout", "upgrade"), free_port()
+    upgrade = Stack(name, f"http://127.0.0.1:{lb_port}", {})
+    for key, value in {"SHORTENER_IMAGE": old_image, "REPLICAS": "2", "PORT": str(free_port()),
+                       "LB_PORT": str(lb_port), "BASE_URL": f"http://localhost:{lb_port}"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+
+    def deploy(swarm_folder: Path) -> None:
+        docker("stack", "deploy", "--resolve-image", "never", "--detach=true",
+               "-c", str(swarm_folder / "stack.yaml"), "-c", str(swarm_folder / "lb.yaml"), name)  # fmt: skip
+
+    try:
+        deploy(old_tree / "deploy" / "swarm")
+        upgrade.wait_until("postgres", 1)
+        upgrade.wait_until("app", 2, seconds=150)
+        upgrade.wait_until_served_by(2)
+        links = fill(upgrade.url)
+        with httpx.Client(base_url=upgrade.url) as client:
+            key = client.post("/url", json={"target_url": "https://example.com/upgrade"}).json()["key"]
+        script = tmp_path / "count.lua"
+        script.write_text(COUNTING)
+
+        load = start_wrk(f"{upgrade.url}/{key}", 60, script)
+        time.sleep(3)
+        started = time.monotonic()
+        monkeypatch.setenv("SHORTENER_IMAGE", new_image)
+        deploy(SWARM)
+        upgrade.wait_until_migrated(seconds=ROLLOUT_DEADLINE)
+        state = ""
+        while time.monotonic() - started < ROLLOUT_DEADLINE and state != "completed":
+            time.sleep(0.5)
+            state = docker("service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+                           f"{name}_app").strip()  # fmt: skip
+        rolled_in = time.monotonic() - started
+        updated = finish_wrk(load)
+        images = docker("service", "ps", "--filter", "desired-state=running", "--format", "{{.Image}}",
+                        f"{name}_app").split()  # fmt: skip
+        migrate_log = docker("service", "logs", "--raw", f"{name}_migrate", check=False)
+        tasks = docker("service", "ps", "--format", "{{.Image}} {{.DesiredState}} {{.CurrentState}} {{.Error}}",
+                       f"{name}_app").splitlines()  # fmt: skip
+        time.sleep(3)  # every replica flushes its clicks each second
+        clicks = upgrade.clicks()[key]
+        print("\nupgrade release 1.0.0 -> this release:", json.dumps(  # noqa: T201
+            {"answered": updated.redirects, "failed": updated.failed, "clicks": clicks,
+             "seconds": round(rolled_in, 1), "errors": updated.__dict__, "app tasks": tasks}, indent=1))  # fmt: skip
+
+        assert state == "completed", f"the update did not complete within {ROLLOUT_DEADLINE} s: {state!r}"
+        assert images == [new_image] * 2, f"not every replica runs the new image: {images}"
+        assert "(head)" in migrate_log, f"the migrate job did not bring the schema to head: {migrate_log!r}"
+        assert updated.failed == 0, f"requests failed during the upgrade: {updated}"
+        assert 0 <= clicks - updated.redirects <= 2 * CONNECTIONS, f"{clicks} clicks for {updated.redirects}"
+        assert_served_as_before(upgrade.url, links)
+    finally:
+        docker("stack", "rm", name, check=False)
+        deadline = time.monotonic() + 60
+        while docker("ps", "-aq", "--filter", f"label=com.docker.stack.namespace={name}").split():
+            if time.monotonic() > deadline:
+                break
+            time.sleep(1)
+        for volume in docker("volume", "ls", "-q", "--filter", f"name={name}_").split():
+            docker("volume", "rm", "-f", volume, check=False)
+        docker("image", "rm", old_image, check=False)
