@@ -15,4 +15,5 @@ def about(version: str) -> About:
         root_read_only=bool(os.statvfs("/").f_flag & os.ST_RDONLY),
         python=platform.python_version(),
         version=version,
+        image_version=os.environ.get("IMAGE_VERSION") or None,
     )

@@ -129,3 +129,7 @@ class About(BaseModel):
     root_read_only: bool = Field(description="Whether the root file system is mounted read-only.")
     python: str = Field(description="The Python version running the app.")
     version: str = Field(description="The app's version.")
+    image_version: str | None = Field(
+        description="The image's version (its org.opencontainers.image.version label, given to the process as "
+        "IMAGE_VERSION); null outside an image."
+    )

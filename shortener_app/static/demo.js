@@ -40,5 +40,9 @@ fetch("/about").then((response) => response.json()).then((about) => {
   document.getElementById("user-id").textContent = String(about.user_id);
   document.getElementById("root").textContent = about.root_read_only ? "read-only" : "writable";
   document.getElementById("python").textContent = about.python;
+  if (about.image_version) {
+    document.getElementById("image-version").textContent = about.image_version;
+    document.getElementById("image").hidden = false;
+  }
   document.getElementById("about").hidden = false;
 }).catch(() => {});

@@ -329,6 +329,7 @@ def test_about_says_which_process_answered_and_nothing_of_its_settings(client: T
         "root_read_only": bool(os.statvfs("/").f_flag & os.ST_RDONLY),
         "python": platform.python_version(),
         "version": client.app.version,
+        "image_version": os.environ.get("IMAGE_VERSION") or None,
     }
     settings = client.app.state.runtime.settings
     assert str(settings.base_url).rstrip("/") not in about.text and settings.db_url not in about.text

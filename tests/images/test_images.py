@@ -35,6 +35,11 @@ def test_the_whole_api_works_in_a_hardened_container(platform_image: PlatformIma
     ):
         assert client.get("/health").json() == {"status": "ok", "database": "ok", "clicks_waiting": 0}
         assert "<form" in client.get("/").text
+        # What the demo page shows, read from the process: the container, its user, its root, its image.
+        about = client.get("/about").json()
+        hostname = docker("inspect", "-f", "{{.Config.Hostname}}", container.name).strip()
+        assert (about["served_by"], about["user_id"], about["root_read_only"]) == (hostname, 5678, True)
+        assert about["image_version"] == "test", "the build's VERSION (tests build with VERSION=test)"
         link = client.post("/url", json={"target_url": "https://example.com/"}).json()
         admin = link["admin_url"].removeprefix("http://localhost:8000")
         assert client.get(f"/{link['key']}").status_code == 307
