@@ -36,6 +36,7 @@ def test_the_demo_page_shortens_a_url_and_the_link_leads_to_it(tmp_path: Path, t
     assert "/admin/" in seen["admin"]
     assert seen["landed"] == "Landed"
     assert seen["served_by"] == socket.gethostname()
+    assert seen["image_version"] == "", "no image, no image version"
     assert seen["admin_page"] == "Your short link: deactivated"
 
 

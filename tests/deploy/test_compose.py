@@ -121,6 +121,8 @@ def test_the_demo_page_works_through_the_compose_stack(stack: tuple[str, str, di
     with serve_target(tmp_path) as target_site:
         seen = shorten_and_follow(f"{url}/", f"{target_site}/landing.html", executable)
     assert seen["landed"] == "Landed"
+    # compose builds without a VERSION argument: the Dockerfile's default.
+    assert seen["image_version"] == "dev"
 
 
 POSTGRES_IMAGE = "postgres:17-trixie"

@@ -90,6 +90,8 @@ def shorten_and_follow(page_url: str, target: str, executable: str, *, csp: bool
             # Which process answered, read from the process itself.
             expect(page.locator("#served-by")).to_be_visible()
             served_by = page.locator("#served-by").inner_text()
+            # The image's version, where the process has one (IMAGE_VERSION, set in the image only).
+            image = page.locator("#image-version").inner_text() if page.locator("#image").is_visible() else ""
             url_field = page.get_by_label("URL to shorten")
             # A URL the service refuses: the page shows the server's reason.
             url_field.fill("ftp://files.example.com/")
@@ -105,6 +107,7 @@ def shorten_and_follow(page_url: str, target: str, executable: str, *, csp: bool
             page.wait_for_url(target)
             seen["landed"] = page.title()
             seen["served_by"] = served_by
+            seen["image_version"] = image
             # The admin link, opened in the browser: a page, with the click counted and a way to deactivate.
             page.goto(page_url.rstrip("/") + urlsplit(seen["admin"]).path)
             expect(page.locator("#clicks")).to_have_text("1")
