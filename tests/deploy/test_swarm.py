@@ -92,9 +92,23 @@ class Stack:
     url: str
     env: dict[str, str]
 
-    def deploy(self) -> None:
+    def deploy(self, folder: Path = SWARM) -> None:
+        """`docker stack deploy` of folder's stack.yaml and lb.yaml, as deploy/swarm/stack.yaml says."""
         docker("stack", "deploy", "--resolve-image", "never", "--detach=true",
-               "-c", str(SWARM / "stack.yaml"), "-c", str(SWARM / "lb.yaml"), self.name)  # fmt: skip
+               "-c", str(folder / "stack.yaml"), "-c", str(folder / "lb.yaml"), self.name)  # fmt: skip
+
+    def wait_for_update(self, started: float) -> str:
+        """The app's rolling update's state: once it has completed, or at ROLLOUT_DEADLINE after `started`."""
+        state = ""
+        while time.monotonic() - started < ROLLOUT_DEADLINE and state != "completed":
+            time.sleep(0.5)
+            state = docker("service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+                           f"{self.name}_app").strip()  # fmt: skip
+        return state
+
+    def running_images(self) -> list[str]:
+        return docker("service", "ps", "--filter", "desired-state=running", "--format", "{{.Image}}",
+                      f"{self.name}_app").split()  # fmt: skip
 
     def replicas(self, service: str) -> str:
         return docker("service", "ls", "--filter", f"name={self.name}_{service}", "--format", "{{.Replicas}}").strip()
@@ -251,15 +265,10 @@ def test_three_replicas_survive_a_crash_and_a_rollout_under_load_and_count_every
     started = time.monotonic()
     docker("service", "update", "--detach=true", "--image", stack.env["SHORTENER_IMAGE"].replace(":v1", ":v2"),
            f"{stack.name}_app")  # fmt: skip
-    state = ""
-    while time.monotonic() - started < ROLLOUT_DEADLINE and state != "completed":
-        time.sleep(0.5)
-        state = docker("service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
-                       f"{stack.name}_app").strip()  # fmt: skip
+    state = stack.wait_for_update(started)
     rolled_in = time.monotonic() - started
     updated = finish_wrk(load)
-    images = docker("service", "ps", "--filter", "desired-state=running", "--format", "{{.Image}}",
-                    f"{stack.name}_app").split()  # fmt: skip
+    images = stack.running_images()
 
     memory = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", *stack.app_containers()).splitlines()
     time.sleep(3)  # every replica flushes its clicks each second
@@ -331,12 +340,8 @@ def test_release_1s_stack_is_upgraded_to_this_one_under_load_with_no_failed_requ
                        "LB_PORT": str(lb_port), "BASE_URL": f"http://localhost:{lb_port}"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
 
-    def deploy(swarm_folder: Path) -> None:
-        docker("stack", "deploy", "--resolve-image", "never", "--detach=true",
-               "-c", str(swarm_folder / "stack.yaml"), "-c", str(swarm_folder / "lb.yaml"), name)  # fmt: skip
-
     try:
-        deploy(old_tree / "deploy" / "swarm")
+        upgrade.deploy(old_tree / "deploy" / "swarm")
         upgrade.wait_until("postgres", 1)
         upgrade.wait_until("app", 2, seconds=150)
         upgrade.wait_until_served_by(2)
@@ -350,17 +355,12 @@ def test_release_1s_stack_is_upgraded_to_this_one_under_load_with_no_failed_requ
         time.sleep(3)
         started = time.monotonic()
         monkeypatch.setenv("SHORTENER_IMAGE", new_image)
-        deploy(SWARM)
+        upgrade.deploy()
         upgrade.wait_until_migrated(seconds=ROLLOUT_DEADLINE)
-        state = ""
-        while time.monotonic() - started < ROLLOUT_DEADLINE and state != "completed":
-            time.sleep(0.5)
-            state = docker("service", "inspect", "-f", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
-                           f"{name}_app").strip()  # fmt: skip
+        state = upgrade.wait_for_update(started)
         rolled_in = time.monotonic() - started
         updated = finish_wrk(load)
-        images = docker("service", "ps", "--filter", "desired-state=running", "--format", "{{.Image}}",
-                        f"{name}_app").split()  # fmt: skip
+        images = upgrade.running_images()
         migrate_log = docker("service", "logs", "--raw", f"{name}_migrate", check=False)
         tasks = docker("service", "ps", "--format", "{{.Image}} {{.DesiredState}} {{.CurrentState}} {{.Error}}",
                        f"{name}_app").splitlines()  # fmt: skip
