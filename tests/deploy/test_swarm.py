@@ -221,7 +221,7 @@ def stack(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
             docker("network", "rm", "docker_gwbridge", check=False)
         for volume in docker("volume", "ls", "-q", "--filter", f"name={name}_").split():
             docker("volume", "rm", "-f", volume, check=False)
-        docker("image", "rm", *images.values(), check=False)
+        docker("image", "rm", "-f", *images.values(), check=False)  # -f: the stack's stopped containers may linger
         assert swarm_state() == "inactive", "the engine was left in a swarm"
 
 
@@ -385,4 +385,4 @@ def test_release_1s_stack_is_upgraded_to_this_one_under_load_with_no_failed_requ
             time.sleep(1)
         for volume in docker("volume", "ls", "-q", "--filter", f"name={name}_").split():
             docker("volume", "rm", "-f", volume, check=False)
-        docker("image", "rm", old_image, check=False)
+        docker("image", "rm", "-f", old_image, check=False)
