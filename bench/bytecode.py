@@ -33,10 +33,10 @@ IMPORT_LIST = (
     'uvicorn.protocols.http.httptools_impl, uvicorn.lifespan.on, uvicorn.protocols.websockets.auto, http.client"'
 )
 # Start the server at build time, probe it, stop it: whatever it imported is written. It has to know
-# how to start this app, and where it may write while it builds.
+# how to start this app, where it may write while it builds, and that its schema comes first.
 WARM_UP = (
-    "RUN env -u PYTHONDONTWRITEBYTECODE DB_URL=sqlite:////tmp/warm-up.db sh -c 'python /opt/container/serve.py "
-    "--log-level warning & python /opt/container/healthcheck.py; kill $!; wait'\n"
+    "RUN env -u PYTHONDONTWRITEBYTECODE DB_URL=sqlite:////tmp/warm-up.db sh -c 'python -m shortener_app.migrate; "
+    "python /opt/container/serve.py --log-level warning & python /opt/container/healthcheck.py; kill $!; wait'\n"
 )
 RULES = {
     "the standard library and the whole venv (the rule now)": {},

@@ -137,6 +137,9 @@ def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="shortener-bench-"))
     app_env = {"DB_URL": f"sqlite:///{workdir}/bench.db", "BASE_URL": "http://short.test", "LOG_LEVEL": "WARNING"}
+    # The schema first, as every deployment does (the app refuses to start without it).
+    subprocess.run([sys.executable, "-m", "shortener_app.migrate"], cwd=ROOT, env={**os.environ, **app_env},
+                   check=True)  # fmt: skip
     app, app_url = start("shortener_app.main:app", args.server_flags, app_env)
     ceiling, ceiling_url = start("bench.ceiling:app", args.server_flags, {})
     front_door = None
