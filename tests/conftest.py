@@ -81,6 +81,7 @@ def docker_engine() -> None:
 
 
 _built: dict[str, str] = {}
+_failed: dict[str, str] = {}
 
 
 @pytest.fixture(scope="session", params=["slim", "alpine"])
@@ -110,11 +111,18 @@ def platform_image(request: pytest.FixtureRequest, image: str) -> "PlatformImage
     if platform == native_platform():
         return PlatformImage(image, flavour, platform, emulated=False)
     tag = f"{image}-{platform.removeprefix('linux/')}"
+    if tag in _failed:
+        pytest.fail(f"the {platform} build failed for an earlier test: {_failed[tag]}")
     if tag not in _built:
         reason, contexts = emulated_base(flavour, platform)
         if reason:
             unavailable(reason, "REQUIRE_EMULATION")
-        build(IMAGES[flavour], tag, platform=platform, contexts=contexts)
+        try:
+            # Under QEMU a build with no cache (a new base) took over 10 min on 2 cores.
+            build(IMAGES[flavour], tag, platform=platform, contexts=contexts, timeout=2400)
+        except Exception as error:
+            _failed[tag] = str(error)[:2000]
+            raise
         _built[tag] = tag
     return PlatformImage(tag, flavour, platform, emulated=True)
 

@@ -80,6 +80,7 @@ def build(
     args: dict[str, str] | None = None,
     platform: str | None = None,
     contexts: dict[str, str] | None = None,
+    timeout: float = 600,
 ) -> str:
     """Build with buildx into the local engine; `text` replaces the Dockerfile's contents."""
     revision = subprocess.run(
@@ -92,7 +93,7 @@ def build(
                *(["--platform", platform] if platform else []),
                *(f"--build-context={name}={source}" for name, source in (contexts or {}).items()),
                "-f", "-" if text is not None else str(ROOT / dockerfile), str(context)]  # fmt: skip
-    return docker(*command, stdin=text).strip()
+    return docker(*command, stdin=text, timeout=timeout).strip()
 
 
 @dataclass
