@@ -16,7 +16,7 @@ from .required import unavailable
 from .server import free_port
 
 if TYPE_CHECKING:
-    from playwright.sync_api import ConsoleMessage, Page, Route
+    from playwright.sync_api import ConsoleMessage, Locator, Page, Route
 
 CHROMIUM_FLAGS = [
     "--no-sandbox",  # tests run as root in CI
@@ -75,6 +75,20 @@ def enforce_csp(page: "Page", origin: str, violations: list[str]) -> None:
     page.on("console", refused)
 
 
+def refused_then_shortened(page: "Page", field: "Locator", refused: str, accepted: str, reason: str) -> None:
+    """Submit the form with `refused` in `field`: the page shows the server's reason. Then with
+    `accepted`: the short link shows, and the error is gone."""
+    from playwright.sync_api import expect
+
+    field.fill(refused)
+    page.get_by_role("button", name="Shorten").click()
+    expect(page.locator("#error")).to_have_text(reason)
+    field.fill(accepted)
+    page.get_by_role("button", name="Shorten").click()
+    expect(page.locator("#short-link")).to_be_visible()
+    expect(page.locator("#error")).to_be_hidden()
+
+
 def shorten_and_follow(page_url: str, target: str, executable: str, *, csp: bool = False) -> dict[str, str]:
     """Drive the page as a person would (under the CSP, if asked); return what they saw."""
     from playwright.sync_api import expect, sync_playwright
@@ -93,15 +107,9 @@ def shorten_and_follow(page_url: str, target: str, executable: str, *, csp: bool
             # The image's version, where the process has one (IMAGE_VERSION, set in the image only).
             image = page.locator("#image-version").inner_text() if page.locator("#image").is_visible() else ""
             url_field = page.get_by_label("URL to shorten")
-            # A URL the service refuses: the page shows the server's reason.
-            url_field.fill("ftp://files.example.com/")
-            page.get_by_role("button", name="Shorten").click()
-            expect(page.locator("#error")).to_have_text("only http and https URLs can be shortened")
-            url_field.fill(target)
-            page.get_by_role("button", name="Shorten").click()
+            refused_then_shortened(page, url_field, "ftp://files.example.com/", target,
+                                   "only http and https URLs can be shortened")  # fmt: skip
             short = page.locator("#short-link")
-            expect(short).to_be_visible()
-            expect(page.locator("#error")).to_be_hidden()
             seen = {"short": short.inner_text(), "admin": page.locator("#admin-link").inner_text()}
             short.click()
             page.wait_for_url(target)
@@ -152,13 +160,8 @@ def shorten_with_an_expiry(page_url: str, target: str, executable: str, local_ti
             enforce_csp(page, page_url.rstrip("/"), violations)
             page.goto(page_url)
             page.get_by_label("URL to shorten").fill(target)
-            expires = page.get_by_label("expires at")
-            expires.fill("2001-02-03T04:05")
-            page.get_by_role("button", name="Shorten").click()
-            expect(page.locator("#error")).to_have_text("expires_at must be in the future")
-            expires.fill(local_time)
-            page.get_by_role("button", name="Shorten").click()
-            expect(page.locator("#short-link")).to_be_visible()
+            refused_then_shortened(page, page.get_by_label("expires at"), "2001-02-03T04:05", local_time,
+                                   "expires_at must be in the future")  # fmt: skip
             seen = {"shown": page.locator("#expires-at").inner_text()}
             admin = urlsplit(page.locator("#admin-link").inner_text()).path
             seen["stored"] = page.request.get(page_url.rstrip("/") + admin).json()["expires_at"]
