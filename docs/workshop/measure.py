@@ -1,30 +1,52 @@
-"""Build every workshop step and write its measured size and build times into README.md.
+"""Build every workshop step and write its measured size and build times, and what a laptop downloads
+in the room, into README.md.
 
-    python docs/workshop/measure.py        (make workshop)
+    python docs/workshop/measure.py        (make workshop; Linux, with a Docker engine)
 
 For each step's Dockerfile (step 13 is Dockerfile.slim itself): image size, cold build time
 (--no-cache), and rebuild time after one app file changes. Each step is built as its page builds
-it, from a clone of the repository, so steps 1 and 2 use their own Dockerfile.dockerignore. The
-table between the MEASURED markers in README.md is replaced, with the date and which base images
-were offline stand-ins. Steps whose base image cannot be had are listed as not measured.
+it, from a clone of the repository, so steps 1 and 2 use their own Dockerfile.dockerignore.
+
+Then the room: in a fresh clone whose app code carries a line of its own (so no cache this machine
+kept from earlier runs matches what depends on the code, as on a new laptop), docs/workshop/prefetch
+runs as the day before, then every page's commands in order, as attendees type them. What the
+machine receives on its network interfaces (/proc/net/dev, loopback and Docker's bridges left out)
+while each page runs is what that step downloads. Run it on an otherwise quiet machine.
+
+The block between the MEASURED markers in README.md is replaced, with the date and which base
+images were offline stand-ins. Steps whose base image cannot be had are listed as not measured.
 """
 
 import json
 import re
+import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.docs.test_workshop import pages, workspace  # noqa: E402
+from tests.docs.test_workshop import (  # noqa: E402
+    PAGE_NAMES,
+    STEPS,
+    pages,
+    port_8000,
+    remove_what_the_pages_made,
+    run_page,
+    workspace,
+)
 from tests.helpers.engine import STANDIN_LABEL, docker, present_or_pulled  # noqa: E402
 from tests.helpers.repo import with_code_change  # noqa: E402
 
 PAGE = Path(__file__).with_name("README.md")
+ROOM_INTRO = (
+    "What a laptop downloads in the room, after `docs/workshop/prefetch` ran the day before: every page's "
+    "commands in order, from a clone of its own, counted on the network interfaces (target: at most 50 MB)."
+)
 
 
 def build_seconds(dockerfile: Path, context: Path, tag: str, *, cache: bool) -> float:
@@ -43,6 +65,45 @@ def describe(base: str) -> str:
     labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", base)) or {}
     kind = f"a stand-in ({labels[STANDIN_LABEL]})" if STANDIN_LABEL in labels else "the official image"
     return f"`{base}` was {kind}"
+
+
+def received_bytes() -> int:
+    """Bytes received on this machine's network interfaces: not loopback, not Docker's own bridges."""
+    total = 0
+    for line in Path("/proc/net/dev").read_text().splitlines()[2:]:
+        name, counters = line.split(":", 1)
+        if not name.strip().startswith(("lo", "docker", "br-", "veth", "ifb")):
+            total += int(counters.split()[0])
+    return total
+
+
+def room_download() -> list[str]:
+    """Per step, what a laptop downloads in the room after docs/workshop/prefetch ran the day before."""
+    rows = ["| step | downloaded in the room |", "|---|---|"]
+    total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        clone = workspace(Path(tmp) / "shortener")
+        with (clone / "shortener_app" / "__init__.py").open("a") as init:
+            init.write(f"# this clone's own: {uuid.uuid4()}\n")
+        git = ["git", "-c", "user.name=workshop", "-c", "user.email=workshop@example.invalid"]
+        subprocess.run([*git, "commit", "-q", "-am", "this clone's own"], cwd=clone, check=True)
+        try:
+            subprocess.run(["docs/workshop/prefetch"], cwd=clone, check=True, stdout=subprocess.DEVNULL)
+            for name in PAGE_NAMES:
+                text = (STEPS / name / "README.md").read_text()
+                before = received_bytes()
+                with port_8000("docker compose" in text):
+                    skipped = run_page(name, text, clone)
+                step = received_bytes() - before
+                total += step
+                note = f" (not run here: the blocks needing {', '.join(sorted(set(skipped)))})" if skipped else ""
+                rows.append(f"| {name} | {step / 1e6:.1f} MB{note} |")
+                print(rows[-1], flush=True)
+        finally:
+            remove_what_the_pages_made(clone)
+    rows.append(f"| the whole workshop | {total / 1e6:.1f} MB |")
+    print(rows[-1], flush=True)
+    return rows
 
 
 def main() -> None:
@@ -69,7 +130,8 @@ def main() -> None:
             print(rows[-1], flush=True)
     stamp = (f"Measured {datetime.now(UTC):%Y-%m-%d} by `make workshop` (docs/workshop/measure.py); "
              + "; ".join(describe(base) for base in sorted(bases)) + ".")  # fmt: skip
-    table = "\n".join([stamp, "", *rows])
+    room = room_download()
+    table = "\n".join([stamp, "", *rows, "", ROOM_INTRO, "", *room])
     page = PAGE.read_text()
     PAGE.write_text(re.sub(r"(<!-- MEASURED -->\n).*?(\n<!-- /MEASURED -->)", rf"\g<1>{table}\g<2>", page, flags=re.S))
     print(f"written to {PAGE.relative_to(ROOT)}")

@@ -38,9 +38,9 @@ CHANGES: dict[str, tuple[str | None, str]] = {
     "07-healthcheck": (_step("06-non-root"), _step("07-healthcheck")),
     "08-hash-locked": (_step("07-healthcheck"), _step("08-hash-locked")),
     "09-build-stage": (_step("08-hash-locked"), _step("09-build-stage")),
-    "10-strip": (_step("09-build-stage"), _step("10-strip")),
-    "11-bytecode": (_step("10-strip"), _step("11-bytecode")),
-    "12-labels": (_step("11-bytecode"), _step("12-labels")),
+    "10-venv-without-pip": (_step("09-build-stage"), _step("10-venv-without-pip")),
+    "11-strip-and-bytecode": (_step("10-venv-without-pip"), _step("11-strip-and-bytecode")),
+    "12-labels": (_step("11-strip-and-bytecode"), _step("12-labels")),
     # The last step is the reference Dockerfile itself, not a copy of it.
     "13-reference": (_step("12-labels"), "Dockerfile.slim"),
     # compose.yaml is new: the page shows the lines it explains (an excerpt, checked line by line).

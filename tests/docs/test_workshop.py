@@ -111,16 +111,24 @@ def names_on_pages(kind: str) -> set[str]:
 def clone(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Iterator[Path]:
     folder = workspace(tmp_path_factory.mktemp("workshop") / "shortener")
     try:
+        # The day before, as the facilitator's page asks: the bases, and every step built once.
+        prefetched = run("docs/workshop/prefetch", folder)
+        assert prefetched.returncode == 0, prefetched.stdout[-3000:]
         yield folder
     finally:
-        for name in names_on_pages("container"):
-            subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
-        subprocess.run(["docker", "compose", "-p", "workshop", "down", "-v"], cwd=folder, capture_output=True,
-                       check=False)  # fmt: skip
-        for name in names_on_pages("volume"):
-            subprocess.run(["docker", "volume", "rm", "-f", name], capture_output=True, check=False)
-        # BuildKit keeps its cache apart from the images: the next run still builds from cache.
-        subprocess.run(["docker", "image", "rm", *sorted(names_on_pages("image"))], capture_output=True, check=False)
+        remove_what_the_pages_made(folder)
+
+
+def remove_what_the_pages_made(folder: Path) -> None:
+    """The pages' containers, compose project, volumes and images. BuildKit keeps its cache apart from
+    the images: the next run still builds from cache."""
+    for name in names_on_pages("container"):
+        subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, check=False)
+    subprocess.run(["docker", "compose", "-p", "workshop", "down", "-v"], cwd=folder, capture_output=True,
+                   check=False)  # fmt: skip
+    for name in names_on_pages("volume"):
+        subprocess.run(["docker", "volume", "rm", "-f", name], capture_output=True, check=False)
+    subprocess.run(["docker", "image", "rm", *sorted(names_on_pages("image"))], capture_output=True, check=False)
 
 
 @contextmanager
@@ -136,6 +144,42 @@ def port_8000(needed: bool) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def downloading_steps(build_output: str) -> list[str]:
+    """The RUN instructions that install (pip, apt-get) and ran, rather than coming from the cache."""
+    installs = dict(re.findall(r"^#(\d+) \[[^\]]*\] (RUN .*(?:pip|apt-get) .*)$", build_output, flags=re.MULTILINE))
+    cached = set(re.findall(r"^#(\d+) CACHED$", build_output, flags=re.MULTILINE))
+    return [command for number, command in installs.items() if number not in cached]
+
+
+def test_the_download_check_tells_an_install_that_ran_from_one_that_came_from_the_cache() -> None:
+    output = """#7 [build 2/4] RUN apt-get update && apt-get install -y binutils
+#7 CACHED
+#8 [build 3/4] RUN --mount=type=bind,source=requirements.txt,target=/tmp/r python -m pip install -r /tmp/r
+#8 0.912 Collecting fastapi==0.115.0
+#9 [stage-1 2/3] RUN groupadd --gid 5678 app
+"""
+    assert downloading_steps(output) == [
+        "RUN --mount=type=bind,source=requirements.txt,target=/tmp/r python -m pip install -r /tmp/r"
+    ]
+
+
+@pytest.mark.docker
+def test_after_the_prefetch_no_step_downloads_what_it_installs(clone: Path) -> None:
+    """What makes the room's network enough (make workshop measures the bytes): every install of every
+    step, the reference and its PostgreSQL variant come from the build cache the prefetch filled."""
+    builds = [
+        f"-f {dockerfile.relative_to(clone)}"
+        for dockerfile in sorted((clone / STEPS.relative_to(ROOT)).glob("*/Dockerfile"))
+    ]
+    builds += ["-f Dockerfile.slim", "-f Dockerfile.slim --build-arg WITH_POSTGRES=1"]
+    ran = {}
+    for build in builds:
+        result = run(f"docker buildx build --progress=plain {build} .", clone)
+        assert result.returncode == 0, result.stdout[-3000:]
+        ran[build] = downloading_steps(result.stdout)
+    assert not any(ran.values()), ran
 
 
 @pytest.mark.docker
@@ -237,7 +281,9 @@ RESET = ROOT / "docs" / "workshop" / "reset"
 
 @pytest.mark.docker
 def test_the_preflight_passes_on_a_laptop_ready_for_the_workshop(docker_engine: None) -> None:
-    for base in ("python:3.13", "python:3.13-slim"):
+    proxy = re.search(r"^\s+image: (nginx:\S+)", (ROOT / "compose.yaml").read_text(), flags=re.MULTILINE)
+    assert proxy, "compose.yaml's front door is no longer nginx: the preflight and prefetch read it so"
+    for base in ("python:3.13", "python:3.13-slim", proxy.group(1)):
         if not present_or_pulled(base):
             pytest.skip(f"{base} is not here, so this machine is not ready ({HINTS.get(base, 'docker pull')})")
     result = run(f"bash {PREFLIGHT}", ROOT)
