@@ -150,7 +150,7 @@ compare: $(STAMP) ## Size, layers, build and start times of both images, written
 bench-bytecode: $(STAMP) ## Which bytecode to compile at build: size and start of each rule, written to docs/bytecode-benchmark.md
 	$(BIN)/python bench/bytecode.py
 
-workshop: $(STAMP) ## Build every workshop step and write its size and build times into docs/workshop/README.md
+workshop: $(STAMP) ## Build every workshop step, run every page after the prefetch; write sizes, build times and the room's downloads into docs/workshop/README.md
 	$(BIN)/python docs/workshop/measure.py
 
 requirements: $(STAMP) ## Re-pin requirements*.txt from requirements*.in (hashes for every platform)

@@ -9,7 +9,6 @@ steps lead to Dockerfile.slim itself. docs/workshop/pages.py reads the pages.
 """
 
 import fcntl
-import importlib.util
 import os
 import re
 import subprocess
@@ -22,11 +21,7 @@ import pytest
 from tests.helpers.dockerfiles import HADOLINT
 from tests.helpers.engine import present_or_pulled
 from tests.helpers.repo import ROOT, tool, working_copy
-
-_spec = importlib.util.spec_from_file_location("workshop_pages", ROOT / "docs" / "workshop" / "pages.py")
-assert _spec and _spec.loader
-pages = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pages)
+from tests.helpers.workshop import pages
 
 STEPS = pages.STEPS
 PAGE_NAMES = [page.parent.name for page in pages.PAGES]

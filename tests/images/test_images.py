@@ -2,6 +2,7 @@
 
 import json
 import os
+import shlex
 import time
 import uuid
 
@@ -11,8 +12,10 @@ import pytest
 from tests.helpers.dockerfiles import IMAGES
 from tests.helpers.engine import build, docker, running, wait_for_health_status
 from tests.helpers.platforms import PlatformImage
+from tests.helpers.repo import ROOT
 from tests.helpers.required import POSTGRES_HINT, unavailable
 from tests.helpers.structure import structure_test
+from tests.helpers.workshop import pages
 
 pytestmark = pytest.mark.docker
 
@@ -55,6 +58,20 @@ def test_the_whole_api_works_in_a_hardened_container(platform_image: PlatformIma
         assert client.post("/url", content=b"x" * 1_000_000).status_code == 413
         # The hardened container wrote nothing outside /data and /tmp.
         assert docker("diff", container.name).strip() == ""
+
+
+def test_what_the_workshop_shows_of_the_finished_image_holds_on_every_platform(platform_image: PlatformImage) -> None:
+    """Step 11's page shows what a stripped, byte-compiled image prints (uvloop's size, no binutils, the
+    bytecode), as checked on linux/amd64; an attendee on Apple silicon runs it on arm64. The reference
+    image, which step 11 leads to, prints the same on each platform (under QEMU for the other)."""
+    page = (ROOT / "docs" / "workshop" / "steps" / "11-strip-and-bytecode" / "README.md").read_text()
+    shown = [command for block in pages.console_blocks(page) for command in block.commands
+             if command.line.startswith("docker run --rm workshop:11 ")]  # fmt: skip
+    assert len(shown) == 3, [command.line for command in shown]
+    for command in shown:
+        args = command.line.removeprefix("docker run --rm workshop:11 ")
+        printed = docker("run", "--rm", "--platform", platform_image.platform, platform_image.tag, *shlex.split(args))
+        assert printed.splitlines() == command.shown, f"{platform_image.platform}: {args}"
 
 
 def test_the_health_check_probes_often_only_while_the_container_starts(image: str) -> None:
