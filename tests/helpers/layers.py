@@ -3,11 +3,13 @@
 import hashlib
 import io
 import json
+import stat
 import subprocess
 import tarfile
 from dataclasses import dataclass
 
-# A layer entry: mode, owner, group, mtime, size, and the content's SHA-256 (or a link's target).
+# A layer entry: mode (with the file's type, for stat.S_ISDIR), owner, group, mtime, size, and the
+# content's SHA-256 (or a link's target).
 Entry = tuple[int, int, int, int, int, str]
 
 
@@ -29,7 +31,8 @@ def layers(image: str) -> list[Layer]:
             with tarfile.open(fileobj=io.BytesIO(blob)) as layer:
                 for member in layer:
                     content = layer.extractfile(member).read() if member.isfile() else member.linkname.encode()
-                    entries[member.name] = (member.mode, member.uid, member.gid, member.mtime, member.size,
+                    kind = stat.S_IFDIR if member.isdir() else stat.S_IFLNK if member.issym() else stat.S_IFREG
+                    entries[member.name] = (member.mode | kind, member.uid, member.gid, member.mtime, member.size,
                                             hashlib.sha256(content).hexdigest())  # fmt: skip
             result.append(Layer(hashlib.sha256(blob).hexdigest(), entries))
     return result

@@ -3,14 +3,16 @@
 import json
 import os
 import shlex
+import stat
 import time
 import uuid
 
 import httpx
 import pytest
 
-from tests.helpers.dockerfiles import IMAGES
+from tests.helpers.dockerfiles import BASES, IMAGES
 from tests.helpers.engine import build, docker, running, wait_for_health_status
+from tests.helpers.layers import layers
 from tests.helpers.platforms import PlatformImage
 from tests.helpers.repo import ROOT
 from tests.helpers.required import POSTGRES_HINT, unavailable
@@ -114,6 +116,24 @@ def python_bytecode_written_as_root(image: str, *env: str) -> str:
         return docker("diff", name)
     finally:
         docker("rm", "-v", name, check=False)
+
+
+# What adding a user must write again (useradd rewrites the account files and keeps backups).
+ACCOUNT_FILES = {"etc/passwd", "etc/passwd-", "etc/group", "etc/group-", "etc/shadow", "etc/shadow-",
+                 "etc/gshadow", "etc/gshadow-", "etc/.pwd.lock"}  # fmt: skip
+
+
+def test_our_layers_carry_no_second_copy_of_a_base_file_but_the_account_files(image: str) -> None:
+    """docs/numbers.md: no waste but the account files. A file of the base that our layers write again
+    (re-dated, re-owned, rewritten) ships twice, once in the base's layer and once in ours."""
+    flavour = image.rsplit(":", 1)[1]
+    base_count = len(layers(BASES[flavour]))
+    image_layers = layers(image)
+    in_base = {path for layer in image_layers[:base_count] for path, entry in layer.entries.items()
+               if not stat.S_ISDIR(entry[0])}  # fmt: skip
+    again = sorted({path for layer in image_layers[base_count:] for path, entry in layer.entries.items()
+                    if path in in_base and not stat.S_ISDIR(entry[0])} - ACCOUNT_FILES)  # fmt: skip
+    assert not again, f"our layers write {len(again)} files of the base again: {again[:20]}"
 
 
 def test_python_writes_no_bytecode_at_run_time_even_as_root(image: str) -> None:
