@@ -100,9 +100,14 @@ def paragraphs(text: str) -> list[str]:
     return [block for block in re.split(r"\n\s*\n", FENCE.sub("", text)) if block.strip()]
 
 
+def shown_figures(text: str) -> list[Figure]:
+    """The figures in a page's command outputs (fenced blocks), which tests/docs/test_workshop.py runs."""
+    return [figure for block in FENCE.findall(text) for figure in figures(block)]
+
+
 def undated_figures_not_measured(page: Path) -> list[str]:
     text = page.read_text()
-    shown = [figure for block in FENCE.findall(text) for figure in figures(block)]
+    shown = shown_figures(text)
     found = []
     blocks = paragraphs(text)
     for index, block in enumerate(blocks):
@@ -132,7 +137,8 @@ def prose_pages() -> list[Path]:
 
 @pytest.mark.parametrize("page", prose_pages(), ids=lambda page: str(page.relative_to(ROOT)))
 def test_every_figure_on_a_page_is_measured_or_dated(page: Path) -> None:
-    assert not undated_figures_not_measured(page), "\n".join(undated_figures_not_measured(page))
+    found = undated_figures_not_measured(page)
+    assert not found, "\n".join(found)
 
 
 def test_the_figure_check_refuses_a_typed_figure_and_takes_a_measured_one(tmp_path: Path) -> None:
@@ -181,7 +187,7 @@ def test_every_page_gives_a_part_the_size_make_compare_measured_for_it(part: str
     wrong = []
     for page in prose_pages():
         text = page.read_text()
-        shown = [figure for block in FENCE.findall(text) for figure in figures(block)]
+        shown = shown_figures(text)
         for block in paragraphs(text):
             if DATE.search(block):
                 continue
