@@ -34,6 +34,7 @@ from tests.helpers.engine import (  # noqa: E402
     docker,
     wait_for_health_status,
 )
+from tests.helpers.layers import is_account_file  # noqa: E402
 from tests.helpers.platforms import PLATFORMS, emulated_base, native_platform, standin_for  # noqa: E402
 from tests.helpers.repo import tool, with_code_change, working_copy  # noqa: E402
 from tests.helpers.server import free_port  # noqa: E402
@@ -57,11 +58,6 @@ def layer_count(image: str) -> int:
     return int(docker("image", "inspect", "-f", "{{len .RootFS.Layers}}", image))
 
 
-# What useradd/adduser must write to add one account: every image that makes a user holds these
-# (and their backups) again in its own layer, so they are reported apart from any other waste.
-ACCOUNT_FILES = {"etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "etc/.pwd.lock"}
-
-
 def wasted_bytes_in_our_layers(image: str, base_layers: int) -> dict[bool, list[tuple[str, int]]]:
     """Files our layers hold again that an earlier layer already had (dive's definition of waste),
     split into the account files (True) and everything else (False)."""
@@ -76,7 +72,7 @@ def wasted_bytes_in_our_layers(image: str, base_layers: int) -> dict[bool, list[
             if entry["isDir"]:
                 continue
             if layer["index"] >= base_layers and entry["path"] in seen:
-                wasted[entry["path"].rstrip("-") in ACCOUNT_FILES].append((entry["path"], entry["size"]))
+                wasted[is_account_file(entry["path"])].append((entry["path"], entry["size"]))
             seen.add(entry["path"])
     return wasted
 

@@ -8,6 +8,15 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 
+# What useradd/adduser must write to add one account: every image that makes a user holds these
+# (and their "-" backups) again in its own layer, so they are counted apart from any other waste.
+ACCOUNT_FILES = {"etc/passwd", "etc/group", "etc/shadow", "etc/gshadow", "etc/.pwd.lock"}
+
+
+def is_account_file(path: str) -> bool:
+    return path.rstrip("-") in ACCOUNT_FILES
+
+
 # A layer entry: mode (with the file's type, for stat.S_ISDIR), owner, group, mtime, size, and the
 # content's SHA-256 (or a link's target).
 Entry = tuple[int, int, int, int, int, str]

@@ -12,12 +12,11 @@ import pytest
 
 from tests.helpers.dockerfiles import BASES, IMAGES
 from tests.helpers.engine import build, docker, running, wait_for_health_status
-from tests.helpers.layers import layers
+from tests.helpers.layers import is_account_file, layers
 from tests.helpers.platforms import PlatformImage
-from tests.helpers.repo import ROOT
 from tests.helpers.required import POSTGRES_HINT, unavailable
 from tests.helpers.structure import structure_test
-from tests.helpers.workshop import pages
+from tests.helpers.workshop import commands_on
 
 pytestmark = pytest.mark.docker
 
@@ -66,9 +65,7 @@ def test_what_the_workshop_shows_of_the_finished_image_holds_on_every_platform(p
     """Step 11's page shows what a stripped, byte-compiled image prints (uvloop's size, no binutils, the
     bytecode), as checked on linux/amd64; an attendee on Apple silicon runs it on arm64. The reference
     image, which step 11 leads to, prints the same on each platform (under QEMU for the other)."""
-    page = (ROOT / "docs" / "workshop" / "steps" / "11-strip-and-bytecode" / "README.md").read_text()
-    shown = [command for block in pages.console_blocks(page) for command in block.commands
-             if command.line.startswith("docker run --rm workshop:11 ")]  # fmt: skip
+    shown = commands_on("11-strip-and-bytecode", "workshop:11")
     assert len(shown) == 3, [command.line for command in shown]
     for command in shown:
         args = command.line.removeprefix("docker run --rm workshop:11 ")
@@ -118,11 +115,6 @@ def python_bytecode_written_as_root(image: str, *env: str) -> str:
         docker("rm", "-v", name, check=False)
 
 
-# What adding a user must write again (useradd rewrites the account files and keeps backups).
-ACCOUNT_FILES = {"etc/passwd", "etc/passwd-", "etc/group", "etc/group-", "etc/shadow", "etc/shadow-",
-                 "etc/gshadow", "etc/gshadow-", "etc/.pwd.lock"}  # fmt: skip
-
-
 def test_our_layers_carry_no_second_copy_of_a_base_file_but_the_account_files(image: str) -> None:
     """docs/numbers.md: no waste but the account files. A file of the base that our layers write again
     (re-dated, re-owned, rewritten) ships twice, once in the base's layer and once in ours."""
@@ -132,7 +124,7 @@ def test_our_layers_carry_no_second_copy_of_a_base_file_but_the_account_files(im
     in_base = {path for layer in image_layers[:base_count] for path, entry in layer.entries.items()
                if not stat.S_ISDIR(entry[0])}  # fmt: skip
     again = sorted({path for layer in image_layers[base_count:] for path, entry in layer.entries.items()
-                    if path in in_base and not stat.S_ISDIR(entry[0])} - ACCOUNT_FILES)  # fmt: skip
+                    if path in in_base and not stat.S_ISDIR(entry[0]) and not is_account_file(path)})  # fmt: skip
     assert not again, f"our layers write {len(again)} files of the base again: {again[:20]}"
 
 

@@ -26,7 +26,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from tests.helpers.dockerfiles import instructions
 from tests.helpers.repo import ROOT
 from tests.helpers.required import unavailable
-from tests.helpers.workshop import pages
+from tests.helpers.workshop import commands_on
 
 LOCKS = ("requirements.txt", "requirements-postgres.txt")
 # The newest C library each base has: python:3.13-slim is Debian trixie (glibc 2.41),
@@ -200,9 +200,7 @@ def test_the_dockerfiles_strip_step_leaves_no_debug_symbols(wheelhouse: Wheelhou
 def test_the_workshops_unstripped_uvloop_is_the_size_its_page_shows_on_every_platform(wheelhouse: Wheelhouse) -> None:
     """Step 11's break-it shows step 10's unstripped uvloop, as checked on linux/amd64; on Apple silicon
     it is the aarch64 wheel's module (the stripped one is checked in the arm64 image, test_images.py)."""
-    page = (ROOT / "docs" / "workshop" / "steps" / "11-strip-and-bytecode" / "README.md").read_text()
-    commands = [command for block in pages.console_blocks(page) for command in block.commands]
-    [command] = [c for c in commands if c.line.startswith("docker run --rm workshop:10 ") and "uvloop.loop" in c.line]
+    [command] = [c for c in commands_on("11-strip-and-bytecode", "workshop:10") if "uvloop.loop" in c.line]
     [wheel] = [path for pin, path in wheelhouse.wheels.items() if pin.name == "uvloop"]
     with zipfile.ZipFile(wheel) as archive:
         [module] = [info for info in archive.infolist() if re.fullmatch(r"uvloop/loop\.cpython-\S+\.so", info.filename)]
