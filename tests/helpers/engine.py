@@ -61,7 +61,7 @@ def base_available(flavour: str) -> str | None:
     if present_or_pulled(base):
         return None
     if flavour == "alpine":
-        return f"{base} is not local and no registry answers; no Alpine stand-in can be built offline"
+        return f"{base} is not local and no registry answers; .ci/make-standin-alpine builds a stand-in"
     return f"{base} is not local and no registry answers; .ci/make-standin-base builds a stand-in"
 
 
@@ -81,6 +81,7 @@ def build(
     platform: str | None = None,
     contexts: dict[str, str] | None = None,
     timeout: float = 600,
+    no_cache: bool = False,
 ) -> str:
     """Build with buildx into the local engine; `text` replaces the Dockerfile's contents."""
     revision = subprocess.run(
@@ -88,7 +89,7 @@ def build(
     ).stdout.strip()
     build_args = {"VERSION": "test", "REVISION": revision or "unknown",
                   "CREATED": datetime.now(UTC).isoformat(timespec="seconds"), **(args or {})}  # fmt: skip
-    command = ["buildx", "build", "--load", "-q", "-t", tag,
+    command = ["buildx", "build", "--load", "-q", "-t", tag, *(["--no-cache"] if no_cache else []),
                *(f"--build-arg={name}={value}" for name, value in build_args.items()),
                *(["--platform", platform] if platform else []),
                *(f"--build-context={name}={source}" for name, source in (contexts or {}).items()),

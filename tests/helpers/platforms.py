@@ -1,6 +1,8 @@
 """Other platforms: the engine's own, and linux/arm64 or linux/amd64 under QEMU with a stand-in base."""
 
 import functools
+import json
+import os
 import subprocess
 from dataclasses import dataclass
 
@@ -32,26 +34,41 @@ def standin_for(flavour: str, platform: str) -> str:
     return f"shortener-standin/{BASES[flavour]}-{platform.removeprefix('linux/')}"
 
 
+def standin_index(flavour: str) -> str:
+    """Where .ci/standin-registry serves the stand-in bases as one multi-platform index, as Docker Hub does."""
+    return f"{os.environ.get('STANDIN_REGISTRY', '127.0.0.1:5000')}/library/{BASES[flavour]}"
+
+
+def index_platforms(reference: str) -> set[str]:
+    """The platforms a registry's index names for `reference` (none when no registry answers for it)."""
+    inspected = subprocess.run(["docker", "buildx", "imagetools", "inspect", "--raw", reference],
+                               capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    if inspected.returncode != 0:
+        return set()
+    manifests = json.loads(inspected.stdout).get("manifests", [])
+    return {f"{m['platform']['os']}/{m['platform']['architecture']}" for m in manifests if "platform" in m}
+
+
 @functools.cache
 def emulated_base(flavour: str, platform: str) -> tuple[str | None, dict[str, str]]:
     """For a platform other than the engine's: (why it cannot be built here, or None; build contexts).
 
-    The engine's classic image store keeps one image per tag, so a stand-in for another platform
-    has a tag of its own and takes the base's place through a named build context.
+    The Dockerfiles are cross-built: the build stage runs on the engine's platform and the image is
+    for the other, both `FROM` the same base name. So the base must be a multi-platform index, as on
+    Docker Hub; offline, .ci/standin-registry serves the stand-ins as one, and a named build context
+    puts it in the base's place.
     """
-    base, standin = BASES[flavour], standin_for(flavour, platform)
-    inspected = subprocess.run(["docker", "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", standin],
-                               capture_output=True, text=True, check=False)  # fmt: skip
-    if inspected.returncode == 0 and inspected.stdout.strip() == platform:
-        contexts = {base: f"docker-image://{standin}"}
+    base, index = BASES[flavour], standin_index(flavour)
+    if {platform, native_platform()} <= index_platforms(index):
+        contexts, run_image = {base: f"docker-image://{index}"}, index
     elif subprocess.run(["docker", "manifest", "inspect", base], capture_output=True, timeout=60).returncode == 0:
-        contexts = {}  # a registry answers: the build pulls the platform's own base
+        contexts, run_image = {}, base  # a registry answers: the build pulls each platform's own base
     else:
-        maker = "no Alpine stand-in can be built offline" if flavour == "alpine" else (
-            f".ci/make-standin-base --platform {platform} builds {standin}")  # fmt: skip
+        maker = ".ci/make-standin-alpine makes linux/amd64 only" if flavour == "alpine" else (
+            f".ci/make-standin-base --platform {platform}, then .ci/standin-registry, serve {index}")  # fmt: skip
         return f"no {platform} {base} here and no registry answers; {maker}", {}
-    probe = subprocess.run(["docker", "run", "--rm", "--platform", platform, "--entrypoint", "python",
-                            standin if contexts else base, "-c", "import platform; print(platform.machine())"],
+    probe = subprocess.run(["docker", "run", "--rm", "--pull", "missing", "--platform", platform,
+                            "--entrypoint", "python", run_image, "-c", "import platform; print(platform.machine())"],
                            capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
     if probe.returncode != 0:
         return (

@@ -8,13 +8,14 @@ import pytest
 from tests.helpers.dockerfiles import HADOLINT, IMAGES, instructions
 from tests.helpers.repo import APP_PACKAGE, ROOT, tool
 
-# The only instructions the two files may differ in: the base image (both stages), how the build stage gets
+# The only instructions the two files may differ in: the base image (each stage), where the build stage runs
+# (slim's on the builder's platform, cross-building; Alpine's on the image's), how the build stage gets
 # binutils (apt or apk), and how the user is made.
 # A size, a share or a ratio: what a benchmark measures, not a setting the file makes.
 MEASURED = re.compile(r"\d+(?:\.\d+)? ?(?:MB|MiB|kB|KB|GB|%)\b|\b(?:a third|half|twice|times faster)\b", re.I)
 OS_SPECIFIC = (
-    re.compile(r"^FROM python:3\.13-(slim|alpine)( AS build)?$"),
-    re.compile(r"^RUN (apt-get update && apt-get install|apk add) .*binutils$"),
+    re.compile(r"^FROM (--platform=\$BUILDPLATFORM )?python:3\.13-(slim|alpine)( AS (base|build))?$"),
+    re.compile(r"^RUN (apt-get update && apt-get install|apk add) .*binutils(-multiarch)?$"),
     re.compile(r"^RUN (groupadd|addgroup) "),
 )
 

@@ -29,6 +29,8 @@ STARTUP_SECONDS = {False: 30, True: 180}
 # image's 3 s --timeout, which is meant for real hardware (proven by the native run). Emulated runs
 # give the same probe more time to answer; its command, interval and verdict are the image's own.
 HEALTH_TIMEOUT = {False: (), True: ("--health-timeout", "30s")}
+# `docker stop`'s default: how long Docker waits after SIGTERM before it sends SIGKILL.
+STOP_TIMEOUT = 10
 
 
 def test_structure_tests_pass(platform_image: PlatformImage) -> None:
@@ -61,6 +63,8 @@ def test_the_whole_api_works_in_a_hardened_container(platform_image: PlatformIma
         assert docker("diff", container.name).strip() == ""
 
 
+# Step 11 is on Dockerfile.slim's path (Alpine is step 15's): its outputs are the slim image's.
+@pytest.mark.parametrize("image", ["slim"], indirect=True)
 def test_what_the_workshop_shows_of_the_finished_image_holds_on_every_platform(platform_image: PlatformImage) -> None:
     """Step 11's page shows what a stripped, byte-compiled image prints (uvloop's size, no binutils, the
     bytecode), as checked on linux/amd64; an attendee on Apple silicon runs it on arm64. The reference
@@ -165,9 +169,9 @@ def test_docker_stop_is_quick_and_clean(platform_image: PlatformImage) -> None:
     assert exit_code == 0, (
         f"exit code {exit_code} after {took:.1f} s: the process did not exit on SIGTERM, so Docker killed it"
     )
-    # Exit code 0 already rules out Docker's SIGKILL; natively it is also quick.
-    if not platform_image.emulated:
-        assert took < 2, f"docker stop took {took:.1f} s: SIGTERM did not reach uvicorn, so Docker waited to SIGKILL"
+    # Exit code 0 already rules out Docker's SIGKILL; and Docker did not wait out its 10 s stop timeout
+    # (how long the stop takes under that is the machine's load, not the image's: never asserted).
+    assert took < STOP_TIMEOUT, f"docker stop took {took:.1f} s: SIGTERM did not reach uvicorn, Docker waited it out"
 
 
 def test_docker_stop_exits_0_when_the_server_is_not_pid_1(image: str) -> None:

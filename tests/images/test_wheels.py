@@ -205,3 +205,28 @@ def test_the_workshops_unstripped_uvloop_is_the_size_its_page_shows_on_every_pla
     with zipfile.ZipFile(wheel) as archive:
         [module] = [info for info in archive.infolist() if re.fullmatch(r"uvloop/loop\.cpython-\S+\.so", info.filename)]
     assert [f"{module.file_size // 1_000_000} MB"] == command.shown, f"{wheelhouse.platform}: {wheel.name}"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_the_dockerfiles_pip_step_asks_for_the_targets_wheels(platform: str, docker_engine: None) -> None:
+    """The pip step of a cross-build runs on the builder's machine and names the target's wheel tags
+    (PIP_PLATFORM): every tag the lock's wheels are checked for above, and none of another machine or
+    C library. Run as the Dockerfile runs it, in its base, for the target's TARGETARCH."""
+    from tests.helpers.dockerfiles import BASES
+    from tests.helpers.engine import base_available, docker
+
+    dockerfile, (libc, arch) = PLATFORMS[platform], platform.split("-")
+    flavour = "slim" if dockerfile == "Dockerfile.slim" else "alpine"
+    if reason := base_available(flavour):
+        pytest.skip(reason)
+    found = re.search(
+        r"""PIP_PLATFORM="\$\(python -c '(.+?)' "\$TARGETARCH"\)\"""", instruction(dockerfile, "PIP_PLATFORM")
+    )
+    assert found, f'{dockerfile}: no PIP_PLATFORM="$(python -c \'...\' "$TARGETARCH")" in its pip step'
+    targetarch = {"x86_64": "amd64", "aarch64": "arm64"}[arch]
+    asked = docker("run", "--rm", BASES[flavour], "python", "-c", found[1], targetarch).split()
+    missing = sorted(set(platform_tags(platform)) - set(asked))
+    assert not missing, f"{dockerfile} for {targetarch} does not ask for {missing}: those wheels would be refused"
+    foreign = [tag for tag in asked if not tag.endswith(f"_{arch}") or not tag.startswith((libc, "linux_"))]
+    assert not foreign, f"{dockerfile} for {targetarch} asks for wheels of another platform: {foreign}"
