@@ -87,3 +87,19 @@ def test_every_practice_a_dockerfile_links_is_a_section_of_the_practices_page(do
     linked = re.findall(r"docs/practices\.md#([\w-]+)", (ROOT / dockerfile).read_text())
     assert linked, f"{dockerfile} links no practice"
     assert set(linked) <= anchors, f"{dockerfile} links sections docs/practices.md lacks: {set(linked) - anchors}"
+
+
+def test_slim_is_cross_built_only_the_user_step_runs_on_the_images_platform() -> None:
+    """docs/practices.md#cross-built-not-emulated: every RUN that installs or compiles is in a stage on the
+    builder's own platform, so a build for another platform emulates only the image stage's user step."""
+    stages: list[tuple[str, list[str]]] = []
+    for line in instructions(IMAGES["slim"]):
+        if line.startswith("FROM "):
+            stages.append((line, []))
+        elif line.startswith("RUN "):
+            stages[-1][1].append(line)
+    on_target = [run for start, runs in stages if "--platform=$BUILDPLATFORM" not in start for run in runs]
+    assert [run.split()[1] for run in on_target] == ["groupadd"], (
+        f"RUN steps that would run under emulation for another platform: {on_target}"
+    )
+    assert any("--platform=$BUILDPLATFORM" in start and runs for start, runs in stages), "no cross-built stage"
