@@ -9,11 +9,12 @@ IMAGE ?= shortener
 # container-structure-test assumes linux/amd64 unless told; the images are built for the engine's own.
 ENGINE_PLATFORM = linux/$(shell docker version --format '{{.Server.Arch}}' 2>/dev/null)
 PYTEST_ARGS ?=
-# Tests run side by side in this many processes (pytest-xdist). Most of a test's time is spent waiting on
-# a container, a server or a build, so more workers than cores pays: tests/conftest.py keeps a module
-# whose tests share a stack on one worker. PYTEST_WORKERS=0 runs them in this one process.
+# Test files run side by side in this many processes (pytest-xdist). Most of a test's time is spent
+# waiting on a container, a server or a build, so more workers than cores pays. Each file runs whole on
+# one worker (--dist loadfile): a file's tests share its stacks, images and swarm, as they always did.
+# PYTEST_WORKERS=0 runs them all in this one process.
 PYTEST_WORKERS ?= 4
-XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
+XDIST = -n $(PYTEST_WORKERS) --dist loadfile
 # uv resolves the locks for every platform at once (--universal) on the images' Python, whatever Python
 # runs it, so any host with the dev venv re-pins them and gets the same bytes. It reads neither pip.conf
 # nor PIP_*; UV_NO_CONFIG keeps uv.toml files out, and the variables unset here would add local wheel
@@ -28,7 +29,7 @@ IMAGE_PYTHON := $(shell sed -n 's/^FROM python:\([0-9.]*\)-slim.*/\1/p' Dockerfi
 DEV_PYTHON := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"$$/\1/p' pyproject.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help test test-app test-images test-deploy test-docs run image images sbom audit structure-test lint bench compare bench-bytecode workshop requirements clean node-tools
+.PHONY: help test test-app test-images test-deploy test-docs run image images sbom audit structure-test lint bench compare bench-bytecode bench-cross workshop requirements clean node-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -154,6 +155,9 @@ compare: $(STAMP) ## Size, layers, build and start times of both images, written
 
 bench-bytecode: $(STAMP) ## Which bytecode to compile at build: size and start of each rule, written to docs/bytecode-benchmark.md
 	$(BIN)/python bench/bytecode.py
+
+bench-cross: $(STAMP) ## The arm64 image cross-built against emulated, from scratch, written to docs/cross-build-benchmark.md
+	$(BIN)/python bench/cross_build.py
 
 workshop: $(STAMP) ## Build every workshop step, run every page after the prefetch; write sizes, build times and the room's downloads into docs/workshop/README.md
 	$(BIN)/python docs/workshop/measure.py

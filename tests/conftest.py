@@ -152,19 +152,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return lines
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """With pytest-xdist's `--dist loadgroup` (make test), a module whose tests share a module-scoped
-    fixture (a stack brought up once, a swarm, downloaded wheels) runs on one worker, so the fixture is
-    made once; every other test goes to whichever worker is free."""
-    for item in items:
-        definitions = getattr(item, "_fixtureinfo", None)
-        shared = definitions and any(
-            fixture.scope == "module" for fixtures in definitions.name2fixturedefs.values() for fixture in fixtures
-        )
-        if shared:
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-
-
 # What `make test` says at its start: each folder it runs, how many tests, and how long they took the
 # last time they ran on this machine (pytest's cache; a run with `-p no:cacheprovider` keeps none).
 _GROUP_SECONDS = "shortener/seconds-per-folder"

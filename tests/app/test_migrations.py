@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -133,10 +134,20 @@ def test_with_schema_wait_a_starting_server_waits_for_the_migrate_step_then_serv
     """A Swarm stack deploy starts the migrate job and the new replicas together: a replica given
     SCHEMA_WAIT_SECONDS waits for the job, serving nothing meanwhile, instead of failing the update."""
     env = {"DB_URL": empty_db_url, "SCHEMA_WAIT_SECONDS": "30"}
-    migrate = threading.Timer(3, run_migrate_step, args=(env,))
+    log = tmp_path / "server.log"
+
+    def migrate_once_the_server_waits() -> None:
+        """The migrate job, started when the server says it waits (not after a guessed delay: a slow
+        machine's server could reach its check after the job, and would have nothing to wait for)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and "waiting up to 30 s" not in (log.read_text() if log.exists() else ""):
+            time.sleep(0.05)
+        run_migrate_step(env)
+
+    migrate = threading.Thread(target=migrate_once_the_server_waits)
     migrate.start()
     try:
-        with uvicorn_server(env, tmp_path / "server.log", migrate=False) as server:
+        with uvicorn_server(env, log, migrate=False) as server:
             assert httpx.get(f"{server.url}/health").json()["database"] == "ok"
             assert schema.current(empty_db_url) == schema.heads(), "the server answered before the schema was at head"
     finally:

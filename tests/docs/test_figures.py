@@ -20,6 +20,7 @@ MEASURED_PAGES = {
     "docs/image-comparison.md": None,  # make compare
     "docs/redirects-benchmark.md": None,  # make bench
     "docs/bytecode-benchmark.md": None,  # make bench-bytecode
+    "docs/cross-build-benchmark.md": None,  # make bench-cross
     "docs/workshop/README.md": "MEASURED",  # make workshop
 }
 # A number with the unit of a size or a rate: "51.2 MB", "8,099 redirects/s", "57.4 MiB".
