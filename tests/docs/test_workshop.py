@@ -29,6 +29,8 @@ JUNK = {".env": "SECRET_KEY=do-not-ship\n", "shortener.db": ""}
 SECTIONS = ("## Goal", "## The change", "## Do it", "## Break it", "## Recap")
 # Lines a shown output may differ in from run to run: BuildKit's "#12 " and "#12 0.345 " prefixes.
 VOLATILE = re.compile(r"^#\d+ (\d+\.\d+ )?")
+# A bound for the prefetch, which builds every step once (a fresh build cache on a busy machine).
+PREFETCH_SECONDS = 1800
 COMMAND_SECONDS = 300
 HINTS = {"python:3.13": "without a registry, .ci/make-standin-full builds a labelled stand-in"}
 # Variables compose.yaml reads: the pages run with its defaults, whatever the caller's shell has.
@@ -87,11 +89,11 @@ def missing_lines(shown: list[str], output: str) -> list[str]:
     return missing
 
 
-def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def run(command: str, cwd: Path, timeout: float = COMMAND_SECONDS) -> subprocess.CompletedProcess[str]:
     env = {name: value for name, value in os.environ.items() if name not in COMPOSE_SETTINGS}
     env["PATH"] = f"/usr/local/sbin:{env.get('PATH', '')}"
     return subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=cwd, env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=COMMAND_SECONDS)  # fmt: skip
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)  # fmt: skip
 
 
 CREATED = {"container": r"--name (\S+)", "volume": r"-v ([\w.-]+):/", "image": r"-t (workshop:\S+)"}
@@ -107,7 +109,8 @@ def clone(tmp_path_factory: pytest.TempPathFactory, docker_engine: None) -> Iter
     folder = workspace(tmp_path_factory.mktemp("workshop") / "shortener")
     try:
         # The day before, as the facilitator's page asks: the bases, and every step built once.
-        prefetched = run("docs/workshop/prefetch", folder)
+        # It builds all 15 steps: on a fresh machine, beside the other test files, that is minutes.
+        prefetched = run("docs/workshop/prefetch", folder, timeout=PREFETCH_SECONDS)
         assert prefetched.returncode == 0, prefetched.stdout[-3000:]
         yield folder
     finally:
