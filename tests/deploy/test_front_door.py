@@ -127,7 +127,7 @@ class HealthProbe(threading.Thread):
                     ok = False
                 self.times.append(time.monotonic() - started)
                 self.failures += not ok
-                time.sleep(0.05)
+                time.sleep(0.2)
 
     def p99(self) -> float:
         return statistics.quantiles(self.times, n=100)[98] if len(self.times) >= 2 else float("inf")
@@ -152,6 +152,12 @@ def test_every_answer_carries_the_security_headers_and_refusals_are_json(stack: 
             "request line over 8 KiB": client.get("/" + "a" * 9_000),
         }
     _, garbage = exchange(stack.port, b"NOT HTTP AT ALL\r\n\r\n")
+    raw = {  # refused by nginx before any location: each must still be the app's JSON shape
+        405: b"TRACE / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        501: b"POST /url HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        505: b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
+    }
+    refused = {status: exchange(stack.port, request)[1] for status, request in raw.items()}
     seen = {name: response.status_code for name, response in answers.items()}
     note(f"statuses through the front door: {seen}; garbage -> {garbage[:12]!r}")
     for name, response in answers.items():
@@ -167,11 +173,15 @@ def test_every_answer_carries_the_security_headers_and_refusals_are_json(stack: 
         assert response.status_code == status, f"{name}: {response.status_code}"
         assert response.headers["content-type"] == "application/json" and "detail" in response.json(), name
     assert statuses(garbage) == [400] and garbage.rstrip().endswith(b'{"detail": "bad request"}'), garbage
+    for status, answer in refused.items():
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert statuses(answer) == [status], answer[:200]
+        assert b"\r\nContent-Type: application/json" in head and b'"detail"' in body, answer[:400]
 
 
 def test_the_app_logs_the_real_client_address_not_the_proxy(stack: Stack) -> None:
     marker = uuid.uuid4().hex
-    assert httpx.get(f"{stack.url}/health?who={marker}", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
+    assert httpx.get(f"{stack.url}/about?who={marker}", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 200
     proxy_ip = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
                       stack.container("proxy")).strip()  # fmt: skip
     (line,) = [line for line in stack.logs("app").splitlines() if marker in line]
@@ -267,6 +277,72 @@ def test_200_silent_sockets_are_closed_and_never_reach_the_app(stack: Stack) -> 
     assert still_open == 0
 
 
+# One client on the proxy's network (an address of its own, not Docker's port proxy's): `CONNECTIONS`
+# keep-alive connections each asking GET /health again and again for `SECONDS`; prints the count of
+# each status. Python's standard library only: it runs in the app's own image.
+HEALTH_FLOOD = """
+import asyncio, collections, sys, time
+CONNECTIONS, SECONDS = int(sys.argv[1]), float(sys.argv[2])
+counts = collections.Counter()
+async def loop(deadline):
+    reader, writer = await asyncio.open_connection("proxy", 8080)
+    while time.monotonic() < deadline:
+        writer.write(b"GET /health HTTP/1.1\\r\\nHost: proxy\\r\\n\\r\\n")
+        head = await reader.readuntil(b"\\r\\n\\r\\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\\r\\n")
+                      if line.lower().startswith(b"content-length:"))
+        await reader.readexactly(length)
+        counts[head.split()[1].decode()] += 1
+    writer.close()
+async def main():
+    deadline = time.monotonic() + SECONDS
+    await asyncio.gather(*(loop(deadline) for _ in range(CONNECTIONS)), return_exceptions=True)
+    print(dict(counts))
+asyncio.run(main())
+"""
+
+
+def test_a_health_flood_from_one_client_stalls_no_one_and_barely_reaches_the_app(stack: Stack) -> None:
+    """300 keep-alive connections from one address loop GET /health for 8 s, while another client follows a
+    link and both containers' own health checks run. Before: 678 to 875 answers a second, each one a
+    database check in the app, and the other client's redirect went from 3 ms to no answer in 10 s.
+    Runs after the tests that count the app's connections: the flood leaves nginx's idle ones open."""
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        key = client.post("/url", json={"target_url": "https://example.com/health-flood"}).json()["key"]
+    before = stack.logs("app").count('"GET /health ')
+    network = f"{stack.project}_default"
+    attack = subprocess.Popen(
+        ["docker", "run", "--rm", "--network", network, "--entrypoint", "python", "shortener:slim",
+         "-c", HEALTH_FLOOD, "300", "8"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    times, failed = [], 0
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        while attack.poll() is None and len(times) < 2_000:
+            started = time.monotonic()
+            try:
+                failed += client.get(f"/{key}").status_code != 307
+            except httpx.HTTPError:
+                failed += 1
+            times.append(time.monotonic() - started)
+            time.sleep(0.05)
+    out, err = attack.communicate(timeout=60)
+    reached = stack.logs("app").count('"GET /health ') - before
+    health = {service: docker("inspect", "-f", "{{.State.Health.Status}}", stack.container(service)).strip()
+              for service in ("proxy", "app")}  # fmt: skip
+    note(f"/health flood of 300 connections for 8 s: answers {out.strip() or err.strip()[-300:]}; "
+         f"{reached} reached the app; another client's redirects: {len(times)}, {failed} failed, "
+         f"slowest {max(times, default=0):.2f} s; health {health}")  # fmt: skip
+    assert attack.returncode == 0 and out.strip(), err[-2000:]
+    assert failed == 0 and len(times) >= 20, f"{failed} of {len(times)} redirects failed"
+    # A bound on harm, not a timing: before the fix answers stopped altogether (over 10 s).
+    assert max(times) < 3, f"the other client waited {max(times):.1f} s"
+    # What the limit lets through from one address in 8 s (a burst of 50, then 10 a second), and the
+    # containers' own probes; before the fix, about 6,000.
+    assert reached <= 50 + 10 * 8 + 20, f"{reached} health checks reached the app in 8 s"
+    assert health == {"proxy": "healthy", "app": "healthy"}, health
+
+
 def test_a_creation_flood_meets_429_with_retry_after_while_health_answers(stack: Stack) -> None:
     answers = []
     with httpx.Client(base_url=stack.url, timeout=10) as client:
@@ -301,6 +377,52 @@ def test_the_proxy_is_hardened_and_the_app_publishes_no_port(stack: Stack) -> No
     assert proxy["read_only"] is True and proxy["cap_drop"] == ["ALL"] and proxy["user"] == "101:101"
     container = stack.container("proxy")
     assert docker("exec", container, "id", "-u").strip() == "101"
+
+
+def test_no_admin_secret_reaches_any_log_line_of_any_container(stack: Stack) -> None:
+    """The admin URL is a password: asked for, refused, over the limit, it is logged as /admin/<redacted>."""
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        created = client.post("/url", json={"target_url": "https://example.com/secret"}).json()
+        secret = created["admin_url"].rsplit("/admin/", 1)[1]
+        asked = [client.get(f"/admin/{secret}"), client.head(f"/admin/{secret}"),
+                 client.get(f"/admin/{secret}/"), client.get(f"/admin/{secret}?x=1"),
+                 client.patch(f"/admin/{secret}", json={"expires_at": None}),
+                 client.get(f"/admin/{secret}", headers={"X-Big": "a" * 9_000})]  # fmt: skip
+        # Over the per-client limit: nginx refuses (429) and, by default, logs why with the request line.
+        flood = [client.get(f"/admin/{secret}").status_code for _ in range(400)]
+        asked.append(client.delete(f"/admin/{secret}"))
+    logs = {service: compose("logs", "--no-log-prefix", service, env=stack.env, project=stack.project)
+            for service in ("proxy", "app", "migrate")}  # fmt: skip
+    leaks = {service: [line for line in text.splitlines() if secret in line][:3] for service, text in logs.items()}
+    note(f"admin answers {[a.status_code for a in asked]}, {flood.count(429)} of 400 refused; "
+         f"lines with the secret: { {service: len(lines) for service, lines in leaks.items()} }")  # fmt: skip
+    assert 429 in flood, "the flood never met the limit: the refusals' log lines went untested"
+    assert leaks == {"proxy": [], "app": [], "migrate": []}, leaks
+    assert "/admin/<redacted>" in logs["proxy"], "the proxy does not log admin requests at all"
+
+
+PATHS = ("/", "/url", "/health", "/about", "/admin/no-such-secret", "/NoSuchKey", "/static/app.js", "/docs")
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def test_every_method_on_every_path_is_under_a_per_client_limit(stack: Stack) -> None:
+    """Each path and method is asked in a row until the proxy refuses one (429), at most 400 times: more
+    than any burst allows (the largest is 200). Before: GET and OPTIONS /url, and /health, never were."""
+    never = []
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        for path in PATHS:
+            for method in METHODS:
+                codes = []
+                while len(codes) < 400 and 429 not in codes:
+                    codes.append(
+                        client.request(
+                            method, path, content=b"{}" if method in ("POST", "PUT", "PATCH") else None
+                        ).status_code
+                    )
+                if 429 not in codes:
+                    never.append(f"{method} {path} ({sorted(set(codes))})")
+    note(f"{len(PATHS) * len(METHODS)} path and method pairs; never limited: {never}")
+    assert never == [], never
 
 
 def make_certificates(folder: Path, host: str) -> Path:
