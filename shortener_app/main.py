@@ -7,16 +7,26 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
+from starlette.types import ASGIApp
 
 from . import apidocs, datadir, errors, logs, schema, unprocessable
 from .config import Settings, get_settings
 from .fastpath import CachedRedirects
+from .headers import ResponseHeaders
 from .limits import BodySizeLimit
 from .routes import router
 from .runtime import Runtime
 from .startup import StartupCheck
 
 logger = logging.getLogger(__name__)
+
+
+class ShortenerApp(FastAPI):
+    """FastAPI, with the response headers (headers.py) outermost: outside Starlette's error middleware,
+    whose plain 500 no middleware added with `add_middleware` ever sees."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return ResponseHeaders(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -37,7 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.runtime = runtime
             yield
 
-    app = FastAPI(
+    app = ShortenerApp(
         title="URL shortener",
         summary="A small, production-minded URL shortener: the sample app of a container template.",
         version="1.0.0",
@@ -45,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Served by apidocs from a pinned package, not FastAPI's CDN pages.
         docs_url=None,
         redoc_url=None,
+        # Starlette would answer /docs/ or /admin/<secret>/ with a redirect to http://<Host header>/...,
+        # sending the secret wherever a request says it is addressed. A path with a slash too many is a 404.
+        redirect_slashes=False,
     )
     max_body = (settings or get_settings()).max_body_bytes
     app.add_middleware(BodySizeLimit, max_bytes=max_body)

@@ -106,9 +106,12 @@ async def link_info(secret: str, request: Request, runtime: RuntimeDep) -> URLIn
     # the JSON itself. Every other client gets the JSON. The answer depends on Accept: Vary says so.
     if _wants_html(request):
         return FileResponse(ADMIN_PAGE, media_type="text/html", headers={"Vary": "Accept"})
-    # Write buffered clicks first, so the count shown is exact and already durable.
-    await runtime.clicks.flush()
+    # The secret first: a request that holds none writes nothing. Then buffered clicks, read again,
+    # so the count shown is exact and already durable.
     row = await run_in_threadpool(runtime.link_by_secret, secret)
+    if row is not None and runtime.clicks.pending:
+        await runtime.clicks.flush()
+        row = await run_in_threadpool(runtime.link_by_secret, secret)
     if row is None:
         raise _not_found(UNKNOWN_ADMIN_LINK)
     return _info(runtime, row, secret)
@@ -172,11 +175,13 @@ async def follow(key: str, request: Request, runtime: RuntimeDep) -> RedirectRes
     # before the framework. This looks the key up, fills the cache, and answers the same way.
     if not is_valid_key(key):
         raise _not_found(UNKNOWN_KEY)
+    # Taken before the read: a deactivation that commits while it runs keeps this answer out of the cache.
+    generation = runtime.cache.generation()
     found = await run_in_threadpool(runtime.active_link, key)
     if found is None:
         raise _not_found(UNKNOWN_KEY)
     target, expires_at = found
     if crud.expired(expires_at):
         raise HTTPException(status.HTTP_410_GONE, EXPIRED)
-    runtime.cache.put(key, target, expires_at)
+    runtime.cache.put(key, target, expires_at, since=generation)
     return redirect(runtime, key, target, request.method)

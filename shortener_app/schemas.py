@@ -1,5 +1,6 @@
 """The shapes of request and response bodies."""
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Literal
@@ -68,10 +69,15 @@ class LinkUpdate(BaseModel):
         return _in_utc(value)
 
 
+# How every date and time Pydantic reads as text begins: a four-digit year and a dash.
+_DATE_START = re.compile(r"[0-9]{4}-")
+
+
 def _text_only(value: object) -> object:
     # Bodies are parsed before validation (ijson.py), so strict mode would refuse the ISO text itself;
-    # what it is meant to refuse is a number taken for Unix time.
-    if value is not None and not isinstance(value, str):
+    # what it is meant to refuse is a number taken for Unix time. Pydantic takes one written as text
+    # too ("1893456000", "-1893456000", "1893456000.5e3"), and no such text starts like a date.
+    if value is not None and not (isinstance(value, str) and _DATE_START.match(value)):
         raise PydanticCustomError("value_error", "expires_at must be a date and time as text, like 2030-01-01T00:00Z")
     return value
 

@@ -164,6 +164,19 @@ def test_unknown_admin_secret_is_404(client: TestClient, method: str) -> None:
     assert response.json() == {"detail": "no link with this admin secret"}
 
 
+def test_an_unknown_admin_secret_writes_no_clicks_and_a_known_one_shows_them_all(settings: Settings) -> None:
+    """The buffered clicks are written for the owner of a link, never for whoever guesses a secret."""
+    slow = settings.model_copy(update={"click_flush_seconds": 60})
+    with TestClient(create_app(slow), follow_redirects=False) as client:
+        link = shorten(client)
+        assert client.get(f"/{link['key']}").status_code == 307
+        assert client.get("/health").json()["clicks_waiting"] == 1
+        assert client.get("/admin/not-a-secret").status_code == 404
+        assert client.get("/health").json()["clicks_waiting"] == 1, "an unknown secret wrote the clicks"
+        assert client.get(admin_path(link)).json()["clicks"] == 1
+        assert client.get("/health").json()["clicks_waiting"] == 0, "the count shown is not yet durable"
+
+
 @pytest.mark.parametrize(
     "path",
     ["/nosuchkey", "/%00", "/" + "k" * 5000, "/ключ", "/'%20OR%201=1--", "/a;DROP%20TABLE%20x", "/..%2F..%2Fetc"],

@@ -67,6 +67,25 @@ def test_an_expiry_that_is_not_a_future_time_with_an_offset_is_refused_on_create
     assert response.json()["detail"][0]["loc"] == ["body", "expires_at"]
 
 
+@pytest.mark.parametrize(
+    "value",
+    ["1893456000", "-1893456000", "1893456000.5e3", 1893456000],
+    ids=["digits as text", "a sign and digits as text", "an exponent as text", "a JSON number"],
+)
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_unix_time_is_refused_as_an_expiry_whether_a_number_or_digits_as_text(
+    client: TestClient, method: str, value: object
+) -> None:
+    """Pydantic reads "1893456000" as 2030-01-01 UTC; a client meaning something else gets a silent expiry."""
+    if method == "POST":
+        response = client.post("/url", json={"target_url": "https://example.com/", "expires_at": value})
+    else:
+        response = client.patch(admin_path(shorten(client)), json={"expires_at": value})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["loc"] == ["body", "expires_at"]
+    assert "as text, like 2030-01-01T00:00Z" in response.json()["detail"][0]["msg"]
+
+
 def test_changing_the_expiry_needs_the_admin_secret_and_the_field(client: TestClient) -> None:
     link = shorten(client)
     assert client.patch("/admin/not-a-secret", json={"expires_at": None}).status_code == 404

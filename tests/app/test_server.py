@@ -13,6 +13,10 @@ from tests.helpers.repo import ROOT
 from tests.helpers.server import free_port, uvicorn_server
 
 CONCURRENT_REDIRECTS = 300
+# Links deactivated while they are being followed: enough that, before the cache's generations, some
+# came back into the cache in every run here (see the test).
+RACED_LINKS = 60
+TARGET = "https://example.com/"
 
 healthcheck = asset("healthcheck")
 
@@ -36,6 +40,34 @@ def test_clicks_are_not_lost_under_concurrency(db_url: str, tmp_path: Path) -> N
         secret_path = link["admin_url"].removeprefix("http://short.test")
         clicks = httpx.get(f"{server.url}{secret_path}").json()["clicks"]
     assert clicks == CONCURRENT_REDIRECTS, f"{CONCURRENT_REDIRECTS - clicks} clicks were lost"
+
+
+async def _deactivate_while_following(url: str, links: list[dict]) -> list[str]:
+    """Each link's DELETE sent while two GETs of its key are on their way, then one more GET once all
+    three have answered; returns the keys that GET still redirected."""
+    still_redirecting = []
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        for link in links:
+            key, admin = link["key"], link["admin_url"].removeprefix("http://short.test")
+            # Two GETs in flight lose the race to the DELETE far more often than one.
+            *_, deleted = await asyncio.gather(client.get(f"/{key}"), client.get(f"/{key}"), client.delete(admin))
+            assert deleted.status_code == 200, deleted.text
+            if (await client.get(f"/{key}")).status_code != 404:
+                still_redirecting.append(key)
+    return still_redirecting
+
+
+def test_a_link_deactivated_while_it_is_followed_stops_redirecting_once_the_delete_answers(
+    db_url: str, tmp_path: Path
+) -> None:
+    """A redirect that misses reads the link in a worker thread, then fills the cache. Before, a DELETE
+    that committed and emptied the cache while that read was on its way back saw the link put back,
+    and it redirected on this replica for the cache's whole TTL."""
+    with uvicorn_server(env_for(db_url), tmp_path / "server.log") as server:
+        with httpx.Client(base_url=server.url) as client:
+            links = [client.post("/url", json={"target_url": TARGET}).json() for _ in range(RACED_LINKS)]
+        still_redirecting = asyncio.run(_deactivate_while_following(server.url, links))
+    assert still_redirecting == [], f"{len(still_redirecting)} of {RACED_LINKS} deactivated links still redirected"
 
 
 def test_sigterm_writes_buffered_clicks_before_exit(tmp_path: Path) -> None:

@@ -155,10 +155,10 @@ def test_cache_forgets_after_its_ttl_and_evicts_the_least_recently_used(monkeypa
     now = [100.0]
     monkeypatch.setattr(cache_module.time, "monotonic", lambda: now[0])
     cache = TargetCache(size=2, ttl=5)
-    cache.put("a", "https://a.example/")
-    cache.put("b", "https://b.example/")
+    cache.put("a", "https://a.example/", since=cache.generation())
+    cache.put("b", "https://b.example/", since=cache.generation())
     assert cache.get("a") == "https://a.example/"  # now "b" is the least recently used
-    cache.put("c", "https://c.example/")
+    cache.put("c", "https://c.example/", since=cache.generation())
     assert cache.get("b") is None and cache.get("a") and cache.get("c")
     now[0] += 5
     assert cache.get("a") is None, "a deactivated link could outlive the TTL on another replica"
@@ -166,8 +166,18 @@ def test_cache_forgets_after_its_ttl_and_evicts_the_least_recently_used(monkeypa
 
 def test_a_cache_of_size_zero_holds_nothing() -> None:
     cache = TargetCache(size=0, ttl=5)
-    cache.put("a", "https://a.example/")
+    cache.put("a", "https://a.example/", since=cache.generation())
     assert cache.get("a") is None
+
+
+def test_a_link_read_before_it_was_discarded_is_not_put_back_in_the_cache() -> None:
+    cache = TargetCache(size=10, ttl=30)
+    since = cache.generation()  # a redirect that missed takes it, then reads the link in a worker thread
+    cache.discard("a")  # meanwhile the link is deactivated, and dropped from the cache
+    cache.put("a", "https://a.example/", since=since)  # the read comes back with the link still active
+    assert cache.get("a") is None, "the deactivated link would redirect again for the whole TTL"
+    cache.put("a", "https://a.example/", since=cache.generation())  # a read that began after the discard
+    assert cache.get("a") == "https://a.example/"
 
 
 def test_redaction_covers_messages_as_well_as_arguments() -> None:
