@@ -3,9 +3,8 @@ and release 1.0.0's stack upgraded to this one (a migration and a new image) und
 
 The engine is shared: the test makes this engine a one-node swarm on 127.0.0.1 only if it is in no
 swarm yet, and always leaves it again (`docker swarm leave --force`) in its teardown. Swarm's
-routing mesh needs the kernel's IPVS, which this machine's kernel lacks, so the replicas are
-reached through deploy/swarm/lb.yaml (the front door's nginx, finding them through Docker's DNS) on a
-port of 127.0.0.1.
+stack's only published port is its front door's (service lb: nginx, finding the replicas through
+Docker's DNS), published by the node itself on a port of 127.0.0.1's.
 wrk's load goes to 127.0.0.1 only, for a bounded time. Measurements are printed, never asserted.
 """
 
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.helpers.engine import base_available, build, docker, present_or_pulled
 from tests.helpers.release import assert_served_as_before, export_release_1, fill
@@ -100,10 +100,11 @@ class Stack:
     url: str
     env: dict[str, str]
 
-    def deploy(self, folder: Path = SWARM) -> None:
-        """`docker stack deploy` of folder's stack.yaml and lb.yaml, as deploy/swarm/stack.yaml says."""
+    def deploy(self, *files: Path) -> None:
+        """`docker stack deploy` of `files` (this release's deploy/swarm/compose.yaml), as its header says."""
+        files = files or (SWARM / "compose.yaml",)
         docker("stack", "deploy", "--resolve-image", "never", "--detach=true",
-               "-c", str(folder / "stack.yaml"), "-c", str(folder / "lb.yaml"), self.name)  # fmt: skip
+               *(arg for file in files for arg in ("-c", str(file))), self.name)  # fmt: skip
 
     def wait_for_update(self, started: float) -> str:
         """The app's rolling update's state: once it has completed, or at ROLLOUT_DEADLINE after `started`."""
@@ -173,7 +174,7 @@ def load_test_front_door(folder: Path) -> Path:
         (folder / conf.name).write_text(conf.read_text())
     http = (folder / "http.conf").read_text()
     raised = re.sub(r"rate=\d+r/s", "rate=100000r/s", http)
-    assert raised.count("rate=100000r/s") == 2, "container/proxy/http.conf's rate limits moved: update this copy"
+    assert raised.count("rate=100000r/s") == 3, "container/proxy/http.conf's rate limits moved: update this copy"
     (folder / "http.conf").write_text(raised)
     server = (folder / "server.conf").read_text()
     (folder / "server.conf").write_text(re.sub(r"limit_conn per_client \d+;", "limit_conn per_client 10000;", server))
@@ -207,7 +208,7 @@ def stack(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iter
     had_gwbridge = "docker_gwbridge" in docker("network", "ls", "--format", "{{.Name}}").split()
     lb_port = free_port()
     env = {"SHORTENER_IMAGE": images["v1"], "PROXY_CONFIG": str(proxy_config), "POSTGRES_PASSWORD": uuid.uuid4().hex,
-           "REPLICAS": "3", "PORT": str(free_port()), "LB_PORT": str(lb_port),
+           "REPLICAS": "3", "PORT": str(lb_port),
            "BASE_URL": f"http://localhost:{lb_port}"}  # fmt: skip
     saved = {key: os.environ.get(key) for key in env}
     try:
@@ -308,6 +309,28 @@ def test_three_replicas_survive_a_crash_and_a_rollout_under_load_and_count_every
     assert crashed.redirects - clicks[keys[1]] <= crashed.per_second, "more than a second of clicks lost"
 
 
+def test_only_the_front_door_is_published_and_a_spoofed_forwarded_for_changes_nothing(stack: Stack) -> None:
+    """Before: the app was published on every interface through the routing mesh, past every limit, and
+    a client there came from the ingress network, which --forwarded-allow-ips trusts."""
+    stack.wait_until_migrated()
+    stack.wait_until("app", 3, seconds=150)
+    stack.wait_until_served_by(3)
+    published = {service: docker("service", "inspect", "-f", "{{json .Endpoint.Ports}}", service).strip()
+                 for service in docker("stack", "services", "--format", "{{.Name}}", stack.name).split()}  # fmt: skip
+    port = int(stack.url.rsplit(":", 1)[1])
+    assert {service: json.loads(ports) for service, ports in published.items() if ports != "null"} == {
+        f"{stack.name}_lb": [{"Protocol": "tcp", "TargetPort": 8080, "PublishedPort": port, "PublishMode": "host"}]
+    }, published
+    marker = uuid.uuid4().hex
+    spoofed = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "X-Real-IP": "203.0.113.9"}
+    assert httpx.get(f"{stack.url}/about?who={marker}", headers=spoofed).status_code == 200
+    # Each replica's own log (`docker service logs` can wait forever on a task whose container is gone).
+    logs = "\n".join(docker("logs", container, check=False) for container in stack.app_containers())
+    lines = [line for line in logs.splitlines() if marker in line]
+    assert lines, "no replica logged the request"
+    assert "203.0.113.9" not in lines[0], f"the app believed a client's X-Forwarded-For: {lines[0]}"
+
+
 def test_the_front_door_closes_a_silent_socket_in_swarm_as_in_compose(stack: Stack) -> None:
     """The same config, the same timeouts: a client that connects and says nothing is closed after
     client_header_timeout (container/proxy/http.conf), here as in compose (tests/deploy/test_front_door.py)."""
@@ -334,22 +357,27 @@ def test_release_1s_stack_is_upgraded_to_this_one_under_load_with_no_failed_requ
     docs/scaling.md says. The migrate job expands the schema while the old replicas serve, and the app
     rolls to the new image: no request fails, and every link is kept."""
     old_tree = export_release_1(tmp_path / "release-1")
-    # Release 1.0.0's own stack file, with this release's front door beside it (lb.yaml and its
-    # upstream.conf), which the upgrade leaves as it is.
-    for name in ("lb.yaml", "upstream.conf"):
-        (old_tree / "deploy" / "swarm" / name).write_text((SWARM / name).read_text())
+    # Release 1.0.0's own stack file (its app published through the routing mesh, on PORT), with
+    # this release's front door beside it on lb_port: the service lb of this release's file, which
+    # the upgrade leaves where it is. The upgrade takes the app's published port away.
+    name, lb_port = stack.name.replace("scaleout", "upgrade"), free_port()
+    swarm = yaml.safe_load((SWARM / "compose.yaml").read_text())
+    door = {"services": {"lb": swarm["services"]["lb"]}, "configs": swarm["configs"]}
+    door["services"]["lb"]["ports"][0]["published"] = lb_port
+    old_swarm = old_tree / "deploy" / "swarm"
+    (old_swarm / "lb.yaml").write_text(yaml.safe_dump(door))
+    (old_swarm / "upstream.conf").write_text((SWARM / "upstream.conf").read_text())
     new_image = stack.env["SHORTENER_IMAGE"]
     old_image = new_image.replace(":v1", ":release-1")
     build(None, old_image, text=(old_tree / "Dockerfile.slim").read_text(), context=old_tree,
           args={"WITH_POSTGRES": "1"})  # fmt: skip
-    name, lb_port = stack.name.replace("scaleout", "upgrade"), free_port()
     upgrade = Stack(name, f"http://127.0.0.1:{lb_port}", {})
     for key, value in {"SHORTENER_IMAGE": old_image, "REPLICAS": "2", "PORT": str(free_port()),
-                       "LB_PORT": str(lb_port), "BASE_URL": f"http://localhost:{lb_port}"}.items():  # fmt: skip
+                       "BASE_URL": f"http://localhost:{lb_port}"}.items():  # fmt: skip
         monkeypatch.setenv(key, value)
 
     try:
-        upgrade.deploy(old_tree / "deploy" / "swarm")
+        upgrade.deploy(old_swarm / "stack.yaml", old_swarm / "lb.yaml")
         upgrade.wait_until("postgres", 1)
         upgrade.wait_until("app", 2, seconds=150)
         upgrade.wait_until_served_by(2)
@@ -363,6 +391,7 @@ def test_release_1s_stack_is_upgraded_to_this_one_under_load_with_no_failed_requ
         time.sleep(3)
         started = time.monotonic()
         monkeypatch.setenv("SHORTENER_IMAGE", new_image)
+        monkeypatch.setenv("PORT", str(lb_port))  # this release's file publishes its front door on PORT
         upgrade.deploy()
         upgrade.wait_until_migrated(seconds=ROLLOUT_DEADLINE)
         state = upgrade.wait_for_update(started)

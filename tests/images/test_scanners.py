@@ -98,13 +98,35 @@ def test_the_dependabot_config_is_valid() -> None:
     assert result.returncode == 0, f"{DEPENDABOT.relative_to(ROOT)} is not a valid Dependabot config:\n{result.stdout}"
 
 
+# Dependabot's docker-compose updater reads the files whose name matches this (dependabot-core,
+# docker_compose/lib/dependabot/docker_compose/file_fetcher.rb), in the directories listed.
+COMPOSE_FILE_NAME = re.compile(r"(docker-)?compose(-[\w]+)?(?>\.[\w-]+)?\.ya?ml", re.IGNORECASE)
+
+
 def test_dependabot_updates_the_base_images_the_locks_and_the_actions_weekly() -> None:
     updates = {update["package-ecosystem"]: update for update in yaml.safe_load(DEPENDABOT.read_text())["updates"]}
-    assert sorted(updates) == ["docker", "github-actions", "pip"]
-    assert all(update["directory"] == "/" and update["schedule"]["interval"] == "weekly" for update in updates.values())
+    assert sorted(updates) == ["docker", "docker-compose", "github-actions", "pip"]
+    assert all(update["schedule"]["interval"] == "weekly" for update in updates.values())
+    assert all(update["directory"] == "/" for name, update in updates.items() if name != "docker-compose")
     # Dependabot's docker updater reads the files in that directory whose name contains "dockerfile".
     assert {path.name for path in ROOT.iterdir() if "dockerfile" in path.name.lower()} == set(DOCKERFILES)
     # Its pip updater re-pins a compiled file with uv, the same way, when the header shows uv's command.
     for lock in LOCKS:
         header = (ROOT / lock).read_text().splitlines()[1]
         assert header.startswith("#    uv pip compile --universal "), f"{lock}: not `make requirements`' header"
+
+
+def test_dependabot_updates_every_image_a_compose_or_stack_file_names() -> None:
+    """Every tracked YAML file that names an image outside Kubernetes' folder is one the docker-compose
+    updater reads: its name matches, in a directory it lists. Before, nginx and postgres were in none."""
+    updates = {update["package-ecosystem"]: update for update in yaml.safe_load(DEPENDABOT.read_text())["updates"]}
+    directories = {directory.strip("/") for directory in updates["docker-compose"]["directories"]}
+    tracked = subprocess.run(["git", "ls-files", "*.yaml", "*.yml"], cwd=ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()  # fmt: skip
+    naming = [Path(name) for name in tracked
+              if not name.startswith(("deploy/kubernetes/", ".github/", "docs/workshop/", "tests/"))
+              and re.search(r"^\s+image:\s*[\w./-]+:[\w.-]+\s*$", (ROOT / name).read_text(), re.MULTILINE)]  # fmt: skip
+    assert {str(path) for path in naming} >= {"compose.yaml", "deploy/swarm/compose.yaml"}, naming
+    unread = [str(path) for path in naming
+              if not (COMPOSE_FILE_NAME.search(path.name) and str(path.parent).strip(".") in directories)]  # fmt: skip
+    assert unread == [], f"Dependabot updates no image in {unread}"
