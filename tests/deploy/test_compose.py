@@ -50,7 +50,7 @@ def test_only_the_proxy_is_published_loopback_only_and_the_app_is_hardened() -> 
     assert "ports" not in app, "the app is published: clients could go around the proxy"
     assert [(p["host_ip"], p["target"]) for p in proxy["ports"]] == [("127.0.0.1", 8080)]
     assert app["read_only"] is True and app["cap_drop"] == ["ALL"]
-    assert app["security_opt"] == ["no-new-privileges:true"] and app["tmpfs"] == ["/tmp"]
+    assert app["security_opt"] == ["no-new-privileges:true"] and app["tmpfs"] == ["/tmp:size=16m"]
     assert app["restart"] == "unless-stopped"
     grace = int(app["stop_grace_period"].rstrip("s"))
     assert grace > 5, "the stop grace period must outlast uvicorn's 5 s graceful shutdown"

@@ -2,8 +2,10 @@
 
 No cluster runs here: these tests check what can be checked without one. The base renders; the
 pods run as the image's user with the image's hardening; the probes ask the image's health path
-on its port; the Service, PodDisruptionBudget and NetworkPolicy select the pods; and checkov (a
-well-kept scanner, run offline) finds nothing that is not skipped with a reason in the manifest.
+on its port; the Service, PodDisruptionBudget and NetworkPolicy select the pods; the front door is
+the compose stack's nginx with container/proxy/'s very files, the only way to the app, and nginx
+loads that config; and checkov (a well-kept scanner, run offline) finds nothing that is not
+skipped with a reason in the manifest.
 """
 
 import base64
@@ -43,17 +45,22 @@ def image_facts() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, dict]:
-    """The base as `kubectl kustomize` renders it, by kind (each kind appears once)."""
+    """The base as `kubectl kustomize` renders it: the app's objects by kind, the front door's (labelled
+    app.kubernetes.io/name: front-door) as front-door/<kind>; each appears once."""
     kubectl = shutil.which("kubectl")
     if kubectl is None:
         unavailable("kubectl is not installed (Debian: apt-get install kubernetes-client)", "REQUIRE_KUBECTL")
     result = subprocess.run([kubectl, "kustomize", str(BASE)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"kubectl kustomize failed: {result.stderr}"
     documents = [doc for doc in yaml.safe_load_all(result.stdout) if doc]
-    kinds = [doc["kind"] for doc in documents if doc["kind"] != "Ingress"]
-    assert len(kinds) == len(set(kinds)), f"one object of each kind but Ingress expected: {kinds}"
-    # Ingresses by name: an annotation holds for a whole Ingress, so each rate has its own.
-    return {doc["kind"] if doc["kind"] != "Ingress" else f"Ingress/{doc['metadata']['name']}": doc for doc in documents}
+
+    def key(doc: dict) -> str:
+        door = doc["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "front-door"
+        return f"front-door/{doc['kind']}" if door else doc["kind"]
+
+    keys = [key(doc) for doc in documents]
+    assert len(keys) == len(set(keys)), f"one object of each kind for the app and for the door expected: {keys}"
+    return {key(doc): doc for doc in documents}
 
 
 def pod_spec(rendered: dict[str, dict]) -> dict:
@@ -73,8 +80,9 @@ def port_number(container: dict, port: int | str) -> int:
 
 
 def test_the_base_renders_a_deployment_service_settings_secret_budget_and_policy(rendered: dict[str, dict]) -> None:
-    assert sorted(rendered) == ["ConfigMap", "Deployment", "Ingress/shortener", "Ingress/shortener-create", "Job",
-                                "Namespace", "NetworkPolicy", "PodDisruptionBudget", "Secret", "Service"]  # fmt: skip
+    assert sorted(rendered) == ["ConfigMap", "Deployment", "Job", "Namespace", "NetworkPolicy", "PodDisruptionBudget",
+                                "Secret", "Service", "front-door/ConfigMap", "front-door/Deployment",
+                                "front-door/Ingress", "front-door/NetworkPolicy", "front-door/Service"]  # fmt: skip
     namespace = rendered["Namespace"]["metadata"]["name"]
     assert all(doc["metadata"].get("namespace") == namespace for kind, doc in rendered.items() if kind != "Namespace")
     assert rendered["Namespace"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
@@ -133,7 +141,12 @@ def test_the_service_budget_and_policy_select_the_pods_and_their_port(rendered: 
     assert rolling["maxUnavailable"] == 0, "a rollout would lower capacity"
     policy = rendered["NetworkPolicy"]["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= labels.items()
-    assert [port_number(container, p["port"]) for p in policy["ingress"][0]["ports"]] == [image_facts()["port"]]
+    (allowed,) = policy["ingress"]
+    assert [port_number(container, p["port"]) for p in allowed["ports"]] == [image_facts()["port"]]
+    door = rendered["front-door/Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert [peer["podSelector"]["matchLabels"].items() <= door.items() for peer in allowed["from"]] == [True], (
+        "the app's port admits more than the front door's pods: a client could go around its limits"
+    )
 
 
 def test_the_migrate_job_runs_the_migrate_command_from_the_app_image_with_its_settings_and_hardening(
@@ -210,45 +223,64 @@ def test_checkov_finds_nothing_that_is_not_skipped_with_a_reason(rendered: dict[
 PROXY = ROOT / "container" / "proxy"
 
 
-def proxy_limits() -> dict[str, str]:
-    """The compose proxy's limits, read from its config: what the Ingresses must set too."""
-    http, server = (PROXY / "http.conf").read_text(), (PROXY / "server.conf").read_text()
+def test_the_front_door_is_the_compose_proxy_with_its_own_files_and_the_only_way_in(rendered: dict[str, dict]) -> None:
+    """Before: ingress-nginx annotations (a retired controller's; ignored by any other) stood in for the proxy,
+    and its headers and admin no-store needed an edit of the controller's cluster-wide ConfigMap."""
+    config = rendered["front-door/ConfigMap"]["data"]
+    assert config == {name: (PROXY / name).read_text() for name in config}, "the cluster would run other files"
+    assert set(config) == {"nginx.conf", "http.conf", "upstream.conf", "server.conf", "security-headers.conf"}
+    door = rendered["front-door/Deployment"]["spec"]["template"]["spec"]
+    (nginx,) = door["containers"]
+    compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["proxy"]
+    assert (nginx["image"], nginx["command"]) == (compose["image"], compose["command"]), "not compose's front door"
+    volumes = {volume["name"]: volume for volume in door["volumes"]}
+    mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in nginx["volumeMounts"]}
+    assert mounts["/etc/nginx/proxy"]["configMap"]["name"] == rendered["front-door/ConfigMap"]["metadata"]["name"]
+    # The same bound on RAM for nginx's buffers as compose's tmpfs.
+    size = next(entry for entry in compose["tmpfs"] if entry.startswith("/tmp:")).split("size=")[1]
+    assert mounts["/tmp"]["emptyDir"] == {"medium": "Memory", "sizeLimit": size.replace("m", "Mi")}
+    hardening = nginx["securityContext"]
+    assert (hardening["runAsUser"], hardening["readOnlyRootFilesystem"], hardening["capabilities"]) == (
+        int(compose["user"].split(":")[0]), True, {"drop": ["ALL"]})  # fmt: skip
+    # upstream.conf's app:8000 is the app's Service.
+    upstream = re.search(r"server (\S+):(\d+);", config["upstream.conf"]).groups()
+    service = rendered["Service"]
+    assert (service["metadata"]["name"], str(service["spec"]["ports"][0]["port"])) == upstream
+    # The way in from outside is the door's Service, with nothing of one controller's.
+    ingress = rendered["front-door/Ingress"]
+    (rule,) = ingress["spec"]["rules"]
+    backends = {path["backend"]["service"]["name"] for path in rule["http"]["paths"]}
+    assert backends == {rendered["front-door/Service"]["metadata"]["name"]}
+    annotated = [doc["metadata"]["name"] for doc in rendered.values()
+                 if any("ingress.kubernetes.io" in key for key in doc["metadata"].get("annotations", {}))]  # fmt: skip
+    assert annotated == [] and "ingressClassName" not in ingress["spec"], annotated
 
-    def one(pattern: str, text: str) -> str:
-        (found,) = re.findall(pattern, text)
-        return found
 
-    rates = dict(re.findall(r"limit_req_zone \S+ zone=(\w+):\S+ rate=(\d+)r/s;", http))
-    bursts = dict(re.findall(r"limit_req zone=(\w+) burst=(\d+)", server))
-    return {
-        "body": one(r"client_max_body_size (\S+);", http),
-        "connections": one(r"(\d+)", " ".join(set(re.findall(r"limit_conn per_client (\d+);", server)))),
-        "lookup_rate": rates["lookup"], "lookup_burst": bursts["lookup"],
-        "create_rate": rates["create"], "create_burst": bursts["create"],
-        "connect": one(r"proxy_connect_timeout (\d+)s;", http),
-        "send": one(r"proxy_send_timeout (\d+)s;", http),
-        "read": one(r"proxy_read_timeout (\d+)s;", http),
-    }  # fmt: skip
+@pytest.mark.docker
+def test_nginx_loads_the_front_door_config_the_base_renders(
+    docker_engine: None, rendered: dict[str, dict], tmp_path: Path
+) -> None:
+    """The ConfigMap's files, mounted as the Deployment mounts them, with the Deployment's user and a
+    read-only root: `nginx -t` accepts them (the app's Service name stands in as 127.0.0.1)."""
+    for name, text in rendered["front-door/ConfigMap"]["data"].items():
+        (tmp_path / name).write_text(text)
+    tmp_path.chmod(0o755)
+    (nginx,) = rendered["front-door/Deployment"]["spec"]["template"]["spec"]["containers"]
+    user = nginx["securityContext"]["runAsUser"]
 
+    def nginx_test() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["docker", "run", "--rm", "--read-only", "--tmpfs", "/tmp", "--user", f"{user}:{user}", "--add-host",
+             "app:127.0.0.1", "-v", f"{tmp_path}:/etc/nginx/proxy:ro", nginx["image"], "nginx", "-t", "-c",
+             "/etc/nginx/proxy/nginx.conf"],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
 
-def test_the_ingresses_set_the_limits_of_the_compose_proxy(rendered: dict[str, dict]) -> None:
-    """The same front door on Kubernetes: ingress-nginx's annotations, held to container/proxy/'s values."""
-    limits = proxy_limits()
-    prefix = "nginx.ingress.kubernetes.io/"
-    for name, (rate, burst) in {"shortener": ("lookup_rate", "lookup_burst"),
-                                "shortener-create": ("create_rate", "create_burst")}.items():  # fmt: skip
-        ingress = rendered[f"Ingress/{name}"]
-        notes = {key.removeprefix(prefix): value for key, value in ingress["metadata"]["annotations"].items()}
-        assert notes["proxy-body-size"] == notes["client-body-buffer-size"] == limits["body"], name
-        assert notes["proxy-request-buffering"] == "on", name
-        assert notes["limit-connections"] == limits["connections"], name
-        assert notes["limit-rps"] == limits[rate], name
-        assert int(notes["limit-rps"]) * int(notes["limit-burst-multiplier"]) == int(limits[burst]), name
-        assert (notes["proxy-connect-timeout"], notes["proxy-send-timeout"], notes["proxy-read-timeout"]) == (
-            limits["connect"], limits["send"], limits["read"]), name  # fmt: skip
-        assert not any("snippet" in key for key in notes), f"{name}: snippets are off in ingress-nginx by default"
-        (rule,) = ingress["spec"]["rules"]
-        backends = {path["backend"]["service"]["name"] for path in rule["http"]["paths"]}
-        assert backends == {rendered["Service"]["metadata"]["name"]} and ingress["spec"]["tls"], name
-    (create,) = rendered["Ingress/shortener-create"]["spec"]["rules"][0]["http"]["paths"]
-    assert (create["path"], create["pathType"]) == ("/url", "Exact")
+    result = nginx_test()
+    assert result.returncode == 0 and "test is successful" in result.stderr, result.stderr[-2000:]
+    # An overlay's real-ip.conf (docs/scaling.md: the client's address behind an Ingress controller)
+    # is read from the same folder: a wrong one is refused, so a right one is in force.
+    (tmp_path / "real-ip.conf").write_text("set_real_ip_from 10.0.0.0/8;\nreal_ip_header X-Forwarded-For;\n")
+    assert nginx_test().returncode == 0
+    (tmp_path / "real-ip.conf").write_text("set_real_ip_from not-an-address;\n")
+    assert "real-ip.conf" in nginx_test().stderr, "real-ip.conf is not read"
