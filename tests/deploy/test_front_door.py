@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import socket
 import statistics
 import subprocess
@@ -19,7 +18,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -28,7 +26,6 @@ from tests.deploy.test_compose import compose, require_compose
 from tests.helpers.engine import base_available, docker
 from tests.helpers.faults import note
 from tests.helpers.repo import ROOT
-from tests.helpers.required import unavailable
 from tests.helpers.server import free_port
 
 pytestmark = pytest.mark.docker
@@ -423,69 +420,3 @@ def test_every_method_on_every_path_is_under_a_per_client_limit(stack: Stack) ->
                     never.append(f"{method} {path} ({sorted(set(codes))})")
     note(f"{len(PATHS) * len(METHODS)} path and method pairs; never limited: {never}")
     assert never == [], never
-
-
-def make_certificates(folder: Path, host: str) -> Path:
-    """A throwaway CA and a server certificate it signs for `host`, as compose.tls.yaml expects them."""
-
-    def openssl(*args: str) -> None:
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True, timeout=60)
-
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2",
-            "-subj", "/CN=front door test CA", "-keyout", "ca-key.pem", "-out", "ca.pem")  # fmt: skip
-    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", f"/CN={host}",
-            "-keyout", "privkey.pem", "-out", "server.csr")  # fmt: skip
-    (folder / "san.cnf").write_text(f"subjectAltName = DNS:{host}\nextendedKeyUsage = serverAuth\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial",
-            "-days", "2", "-extfile", "san.cnf", "-out", "fullchain.pem")  # fmt: skip
-    certs = folder / "certs"
-    certs.mkdir(mode=0o755)
-    for name in ("fullchain.pem", "privkey.pem"):
-        (certs / name).write_bytes((folder / name).read_bytes())
-    # The key readable by nginx's user (UID 101) alone, as docs/compose.md tells.
-    os.chown(certs / "privkey.pem", 101, 101)
-    (certs / "privkey.pem").chmod(0o600)
-    folder.chmod(0o755)
-    return folder / "ca.pem"
-
-
-def test_the_tls_profile_serves_https_with_the_mounted_certificate_and_redirects_http(
-    docker_engine: None, tmp_path: Path
-) -> None:
-    require_compose()
-    if reason := base_available("slim"):
-        pytest.skip(reason)
-    if os.geteuid() != 0 or shutil.which("curl") is None or shutil.which("openssl") is None:
-        unavailable("the TLS test needs root (to give the key to UID 101), curl and openssl", "REQUIRE_DOCKER")
-    host = "shortener.test"
-    ca = make_certificates(tmp_path, host)
-    project, http_port, https_port = f"shortener-tls-{uuid.uuid4().hex[:8]}", free_port(), free_port()
-    env = {name: value for name, value in os.environ.items() if name not in ("COMPOSE_PROFILES", "WITH_POSTGRES")}
-    env |= {"HTTP_PORT": str(http_port), "HTTPS_PORT": str(https_port), "TLS_CERTS": str(tmp_path / "certs"),
-            "BASE_URL": f"https://{host}"}  # fmt: skip
-    files = ("-f", "compose.yaml", "-f", "compose.tls.yaml")
-    resolve = ("--resolve", f"{host}:{https_port}:127.0.0.1")
-    base = f"https://{host}:{https_port}"
-
-    def curl(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, text=True, timeout=30)
-
-    try:
-        compose(*files, "up", "-d", "--build", "--wait", env=env, project=project)
-        health = curl("--cacert", str(ca), *resolve, "-D", "-", f"{base}/health")
-        created = curl("--cacert", str(ca), *resolve, "-H", "content-type: application/json",
-                       "--data", '{"target_url": "https://example.com/tls"}', f"{base}/url")  # fmt: skip
-        untrusted = curl(*resolve, f"{base}/health")
-        redirect = curl("-D", "-", "-o", "/dev/null", "-H", f"Host: {host}", f"http://127.0.0.1:{http_port}/abc?x=1")
-        plain_health = curl("-f", f"http://127.0.0.1:{http_port}/health")
-    finally:
-        compose(*files, "down", "-v", "--remove-orphans", env=env, project=project)
-    note(f"TLS profile: health {health.stdout.splitlines()[0] if health.stdout else health.stderr!r}; "
-         f"untrusted -> {untrusted.returncode}; http -> {redirect.stdout.splitlines()[:1]}")  # fmt: skip
-    assert health.returncode == 0 and health.stdout.startswith("HTTP/2 200"), health.stdout + health.stderr
-    assert "strict-transport-security: max-age=63072000" in health.stdout.lower()
-    assert created.returncode == 0 and json.loads(created.stdout)["url"].startswith(f"https://{host}/")
-    assert untrusted.returncode == 60, "a client without the CA trusted the certificate"
-    assert redirect.stdout.startswith("HTTP/1.1 301"), redirect.stdout
-    assert f"location: https://{host}/abc?x=1" in redirect.stdout.lower()
-    assert plain_health.returncode == 0, "local probes ask /health over plain HTTP"
