@@ -5,6 +5,7 @@ database file deleted under the server, a PostgreSQL server of the test's own fr
 """
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -23,8 +24,10 @@ from tests.helpers.faults import SqliteLock, note
 from tests.helpers.required import unavailable
 from tests.helpers.server import free_port, image_server_flags, uvicorn_server
 
-# /health must answer within about 1 s; this allows for a loaded 2-core machine.
-HEALTH_BOUND_SECONDS = 1.5
+# /health answers within about 1 s (its probe gives up at 0.9 s; 0.97 s measured alone). A bound, not
+# a timing: beside three other test files on two cores CI saw 1.51 s (2026-12-07); before the fix,
+# no answer came within 10 s.
+HEALTH_BOUND_SECONDS = 3
 POSTING_CLIENTS = 100
 
 
@@ -125,7 +128,8 @@ def _signal_server(pid: int, sig: signal.Signals) -> None:
         int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
     ]
     for target in (pid, *children):
-        os.kill(target, sig)
+        with contextlib.suppress(ProcessLookupError):  # a backend that exited since pgrep listed it
+            os.kill(target, sig)
 
 
 def test_a_frozen_postgresql_makes_health_503_within_a_second_and_200_once_it_thaws(tmp_path: Path) -> None:
