@@ -52,7 +52,8 @@ function done(summary, latency, requests)
   for _, t in ipairs(threads) do r = r + t:get("redirects"); o = o + t:get("others") end
   local e = summary.errors
   io.write(string.format('WRK {"redirects": %d, "others": %d, "connect": %d, "read": %d, "write": %d, ' ..
-    '"timeout": %d, "seconds": %.3f}\\n', r, o, e.connect, e.read, e.write, e.timeout, summary.duration / 1e6))
+    '"timeout": %d, "seconds": %.3f, "slowest": %.3f}\\n', r, o, e.connect, e.read, e.write, e.timeout,
+    summary.duration / 1e6, latency.max / 1e6))
 end
 """
 
@@ -66,6 +67,7 @@ class Load:
     write: int
     timeout: int
     seconds: float
+    slowest: float
 
     @property
     def failed(self) -> int:
@@ -76,8 +78,15 @@ class Load:
         return self.redirects / self.seconds
 
 
+# A request fails when the front door answers anything but the redirect (it gives up on a replica
+# within proxy_next_upstream_timeout, 5 s, and says so with a 502/504), or when no answer comes
+# within WRK_TIMEOUT. CI's run of 1d2d837 counted 1 and 14 answers slower than an earlier 3 s
+# on an engine shared with three other test files: slow there, not failed. "slowest" reports them.
+WRK_TIMEOUT = "15s"
+
+
 def start_wrk(url: str, seconds: int, script: Path) -> subprocess.Popen:
-    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", "3s", "-s", str(script), url]
+    command = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "--timeout", WRK_TIMEOUT, "-s", str(script), url]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
