@@ -77,8 +77,14 @@ test-docs: $(STAMP) node-tools ## tests/docs: links and names in the docs, the w
 migrate: $(STAMP) ## Bring the local database's schema to head (python -m shortener_app.migrate)
 	$(BIN)/python -m shortener_app.migrate
 
-run: $(STAMP) migrate ## Migrate, then run the app locally with auto-reload on http://127.0.0.1:8000
-	$(BIN)/uvicorn shortener_app.main:app --reload --host 127.0.0.1 --port 8000
+# `make run`'s port: 8001, so it never takes the demo's 8000 (compose's proxy); `make run RUN_PORT=8080` for
+# another. Its short links are built on that address (RUN_BASE_URL, the app's BASE_URL), not the demo's.
+RUN_PORT ?= 8001
+RUN_BASE_URL ?= http://127.0.0.1:$(RUN_PORT)
+# It reloads on changes in the app's folder only: watching the whole tree polls every .py file in .venv too.
+run: $(STAMP) migrate ## Migrate, then run the app with auto-reload on http://127.0.0.1:8001 (RUN_PORT), not the demo's 8000
+	BASE_URL=$(RUN_BASE_URL) $(BIN)/uvicorn shortener_app.main:app --reload --reload-dir shortener_app \
+	  --host 127.0.0.1 --port $(RUN_PORT)
 
 # A reproducible build (docs/practices.md#reproducible-images): everything it is given comes from the
 # last commit, so the same commit gives the same image ID on any machine. SOURCE_DATE_EPOCH clamps the
