@@ -83,23 +83,27 @@ def wrk(url: str, seconds: int, connections: int) -> Load:
     return Load(requests, errors, rps, _ms(latency["50"]), _ms(latency["99"]))
 
 
-def start_front_door(workdir: Path, app_url: str) -> tuple[subprocess.Popen | None, str]:
-    """nginx with the front door's config, in front of the app at `app_url`; (None, why) without nginx."""
+# The front door's two ways to find the app, each measured: compose's (the name looked up per request,
+# so each request opens a connection) and Kubernetes' (a Service's address, with kept-alive connections).
+UPSTREAMS = {"front door": "upstream.conf", "door, keepalive": "upstream-kubernetes.conf"}
+
+
+def start_front_door(workdir: Path, app_url: str, upstream: str) -> tuple[subprocess.Popen | None, str]:
+    """nginx with the front door's config and `upstream` (a file of container/proxy/), in front of the
+    app at `app_url`; (None, why) without nginx."""
     nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
     if nginx is None:
-        return None, "nginx is not installed (Debian: apt-get install nginx): the front-door row is left out"
-    folder = workdir / "front-door"
+        return None, "nginx is not installed (Debian: apt-get install nginx): the front-door rows are left out"
+    folder = workdir / upstream.removesuffix(".conf")
     folder.mkdir()
     for conf in ("http.conf", "server.conf", "security-headers.conf"):
         text = (ROOT / "container" / "proxy" / conf).read_text()
         # One wrk is one client: the per-client rates would measure the limit, not the hop.
         text = re.sub(r"rate=\d+r/s", "rate=1000000r/s", text)
         (folder / conf).write_text(re.sub(r"limit_conn per_client \d+;", "limit_conn per_client 60000;", text))
-    app_address = app_url.removeprefix("http://")
-    (folder / "upstream.conf").write_text(
-        f"upstream app {{ server {app_address}; keepalive 32; keepalive_timeout 60s; }}\n"
-        "map $host $app_upstream { default app; }\n"
-    )
+    # The shipped file, with the app's address for the name "app:8000".
+    text = (ROOT / "container" / "proxy" / upstream).read_text()
+    (folder / "upstream.conf").write_text(text.replace("app:8000", app_url.removeprefix("http://")))
     port = free_port()
     main_conf = (ROOT / "container" / "proxy" / "nginx.conf").read_text()
     main_conf = main_conf.replace("pid /tmp/nginx.pid;", f"pid {folder}/nginx.pid;")
@@ -142,15 +146,18 @@ def main() -> None:
                    check=True)  # fmt: skip
     app, app_url = start("shortener_app.main:app", args.server_flags, app_env)
     ceiling, ceiling_url = start("bench.ceiling:app", args.server_flags, {})
-    front_door = None
+    doors: list[subprocess.Popen] = []
     try:
-        front_door, front_door_url = start_front_door(workdir, app_url)
-        if front_door is None:
-            print(front_door_url, flush=True)
+        targets = {"app": app_url}
+        for name, upstream in UPSTREAMS.items():
+            door, door_url = start_front_door(workdir, app_url, upstream)
+            if door is None:
+                print(door_url, flush=True)
+                break
+            doors.append(door)
+            targets[name] = door_url
+        targets["ceiling"] = ceiling_url
         link = httpx.post(f"{app_url}/url", json={"target_url": "https://example.com/"}).json()
-        targets = {"app": app_url, "front door": front_door_url, "ceiling": ceiling_url}
-        if front_door is None:
-            del targets["front door"]
         results: dict[str, list[Load]] = {name: [] for name in targets}
         for round_ in range(1, args.rounds + 1):
             for name, url in ((name, f"{base}/{link['key']}") for name, base in targets.items()):
@@ -162,12 +169,12 @@ def main() -> None:
                     flush=True,
                 )
         # Redirects through the front door reach the app too, and count a click there.
-        served = sum(load.requests - load.errors for name in ("app", "front door") for load in results.get(name, []))
+        served = sum(load.requests - load.errors for name in ("app", *UPSTREAMS) for load in results.get(name, []))
         secret_path = link["admin_url"].removeprefix("http://short.test")
         recorded = httpx.get(f"{app_url}{secret_path}").json()["clicks"]
         rss = peak_rss_mib(app.pid)
     finally:
-        for process in (app, ceiling, front_door):
+        for process in (app, ceiling, *doors):
             if process is not None:
                 process.send_signal(signal.SIGTERM)
                 process.wait(timeout=30)
@@ -179,7 +186,8 @@ def main() -> None:
     # wrk stops counting at its deadline; requests then in flight (at most one per connection)
     # reached the app and were counted there, so recorded may exceed served by that much.
     in_flight = recorded - served
-    verdict = "none lost" if 0 <= in_flight <= args.connections * args.rounds * 2 else "MISMATCH"
+    counted = sum(1 for name in results if name != "ceiling")
+    verdict = "none lost" if 0 <= in_flight <= args.connections * args.rounds * counted else "MISMATCH"
     clicks = f"{recorded} recorded / {served} 3xx counted by wrk ({verdict}; {in_flight} in flight)"
     print()
     print(f"server flags      {args.server_flags}")
@@ -187,8 +195,8 @@ def main() -> None:
     for name, loads in results.items():
         print(f"{name:17} {summary(loads)}")
     print(f"ratio app/ceiling {app_rps / ceiling_rps:.2f}")
-    door = front_door_line(results, app_rps)
-    print(door)
+    door = [front_door_line(results, name, app_rps) for name in UPSTREAMS]
+    print(*door, sep="\n")
     print(f"app peak RSS      {rss:.1f} MiB")
     print(f"clicks            {clicks}")
     if args.output:
@@ -201,7 +209,10 @@ def main() -> None:
             f"Both servers run under uvicorn `{args.server_flags}` on 127.0.0.1, the app on a fresh SQLite "
             "file; the ceiling is a FastAPI route returning a constant `RedirectResponse` on the same server "
             "(bench/ceiling.py). The front door is nginx with container/proxy/'s config (its per-client rates "
-            f"raised: wrk is one client) in front of the same app. Load: {load_line}, in turn. One run on one machine: "
+            "raised: wrk is one client) in front of the same app, finding it as compose does (upstream.conf: "
+            "the name looked up per request, a connection per request) and as Kubernetes does "
+            f"(upstream-kubernetes.conf: kept-alive connections to a Service). Load: {load_line}, in turn. "
+            "One run on one machine: "
             "compare the two rows with each other, not with another machine's numbers.",
             "",
             "| | redirects/s (median) | p50 (median) | p99 (worst round) |",
@@ -209,7 +220,7 @@ def main() -> None:
             *(table_row(name, loads) for name, loads in results.items()),
             "",
             f"- ratio app/ceiling: {app_rps / ceiling_rps:.2f}",
-            f"- {door}",
+            *(f"- {line}" for line in door),
             f"- app peak RSS: {rss:.1f} MiB",
             f"- clicks: {clicks}",
             "- every round:",
@@ -226,14 +237,14 @@ def main() -> None:
         print(f"\nwritten to {args.output}")
 
 
-def front_door_line(results: dict[str, list[Load]], app_rps: float) -> str:
+def front_door_line(results: dict[str, list[Load]], name: str, app_rps: float) -> str:
     """What the hop through the front door costs; the goal is at most 20% of the app's throughput."""
-    if "front door" not in results:
-        return "front door: not measured (no nginx here)"
-    door_rps = statistics.median(load.rps for load in results["front door"])
-    door_p99 = max(load.p99_ms for load in results["front door"])
+    if name not in results:
+        return f"{name}: not measured (no nginx here)"
+    door_rps = statistics.median(load.rps for load in results[name])
+    door_p99 = max(load.p99_ms for load in results[name])
     app_p99 = max(load.p99_ms for load in results["app"])
-    return (f"ratio front door/app {door_rps / app_rps:.2f} (the hop costs {1 - door_rps / app_rps:.0%} of "
+    return (f"ratio {name}/app {door_rps / app_rps:.2f} (the hop costs {1 - door_rps / app_rps:.0%} of "
             f"throughput; goal at most 20%), p99 {door_p99:.2f} ms against {app_p99:.2f} ms")  # fmt: skip
 
 

@@ -12,6 +12,8 @@ logger = logging.getLogger(__name__)
 
 # How long a failed write at stop waits before it tries again.
 STOP_RETRY_PAUSE_SECONDS = 0.25
+# While click writes keep failing, how often the log says so again.
+REPEAT_LOG_SECONDS = 60.0
 
 Write = Callable[[Mapping[str, int], float | None], None]
 
@@ -65,13 +67,30 @@ class ClickBuffer:
             self._pending.update(batch)
 
     async def flush_every(self, seconds: float, attempt_timeout: float | None = None) -> None:
-        """Run until cancelled; a failed write is logged and retried at the next tick."""
+        """Run until cancelled; a failed write is retried at the next tick.
+
+        An outage is logged once when it starts (with its cause), once a minute while it lasts, and
+        once when it ends, each with a count: not a traceback a second."""
+        failures, since, said = 0, 0.0, 0.0
         while True:
             await asyncio.sleep(seconds)
             try:
                 await self.flush(attempt_timeout)
-            except Exception:
-                logger.exception("writing %d buffered clicks failed; will retry", self.pending)
+            except Exception as error:  # noqa: BLE001 - any database failure: retry at the next tick
+                now = time.monotonic()
+                if not failures:
+                    since = said = now
+                    logger.error("writing buffered clicks failed (%s); retrying every %g s", _cause(error), seconds)
+                elif now - said >= REPEAT_LOG_SECONDS:
+                    said = now
+                    logger.error("writing buffered clicks still fails after %d attempts in %.0f s (%s); %d waiting",
+                                 failures + 1, now - since, _cause(error), self.pending)  # fmt: skip
+                failures += 1
+            else:
+                if failures:
+                    logger.warning("buffered clicks written again, after %d failed attempts in %.0f s",
+                                   failures, time.monotonic() - since)  # fmt: skip
+                failures = 0
 
     async def drain(self, within: float, attempt_timeout: float) -> int:
         """At stop: write everything, trying again until `within` seconds have passed.
@@ -114,3 +133,8 @@ class ClickBuffer:
                 await asyncio.sleep(STOP_RETRY_PAUSE_SECONDS)
             else:
                 return 0
+
+
+def _cause(error: Exception) -> str:
+    """The driver's first line, without the statement and parameters SQLAlchemy adds."""
+    return str(getattr(error, "orig", None) or error).strip().splitlines()[0]

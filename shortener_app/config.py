@@ -37,6 +37,14 @@ class Settings(BaseSettings):
         description="How long a starting process waits for the migrate step (the schema at head) before it "
         "refuses to start; for orchestrators that start the migrate job and the new replicas together.",
     )
+    request_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How long a request may take, counted from when the front door received it "
+        "(X-Request-Start); past it the answer is a JSON 503 and nothing is written. Keep it under the "
+        "front door's proxy_read_timeout (30 s), so the app answers before the door gives up.",
+    )
     log_level: str = Field("INFO", description="Level of the application's own logs.")
 
 

@@ -9,16 +9,29 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from . import keygen
+from .database import NAMING_CONVENTION
 from .models import Heartbeat, ShortURL
 
 logger = logging.getLogger(__name__)
 
 # At 62**7 keys, a second collision in a row means something else is wrong.
 MAX_KEY_ATTEMPTS = 5
+# How each database names a violation of the key's unique constraint. PostgreSQL's driver gives the
+# constraint's name (the naming convention's, the same on every database); sqlite3 only a message.
+KEY_CONSTRAINT = NAMING_CONVENTION["uq"] % {"table_name": ShortURL.__tablename__, "column_0_name": "key"}
+SQLITE_KEY_CONFLICT = f"UNIQUE constraint failed: {ShortURL.__tablename__}.key"
 
 
 class KeyTaken(Exception):
     """The custom key is in use, or was used by a link now deactivated."""
+
+
+class NoFreeKey(RuntimeError):
+    """Every random key drawn was taken: the keys of this length are nearly all used, or the draw is
+    broken. Retrying will not help: the web layer answers a JSON 500 (routes.py), not a 503."""
+
+    def __init__(self, attempts: int) -> None:
+        super().__init__(f'no free key found after {attempts} attempts; a key of your own ("key") may still be free')
 
 
 def utc(value: datetime) -> datetime:
@@ -37,6 +50,8 @@ def create(
 
     The unique constraint decides whether a key is free: insert, and draw again on
     conflict. Checking first and inserting after would race with a concurrent insert.
+    Only a conflict on the key means that: any other IntegrityError (an id the sequence hands
+    out again after a data copy, say) is raised as it is, a database fault (errors.py: JSON 503).
     """
     secret = keygen.new_admin_secret()
     for _attempt in range(MAX_KEY_ATTEMPTS):
@@ -49,15 +64,26 @@ def create(
         session.add(row)
         try:
             session.commit()
-        except IntegrityError:
+        except IntegrityError as error:
             session.rollback()
+            if not is_key_conflict(error):
+                raise
             if key is not None:
                 raise KeyTaken(key) from None
             logger.warning("random key collided, drawing another")
             continue
         logger.info("created link key=%s", row.key)
         return row, secret
-    raise RuntimeError(f"no free key after {MAX_KEY_ATTEMPTS} attempts")
+    logger.error("no free key after %d attempts at length %d: lengthen KEY_LENGTH", MAX_KEY_ATTEMPTS, key_length)
+    raise NoFreeKey(MAX_KEY_ATTEMPTS)
+
+
+def is_key_conflict(error: IntegrityError) -> bool:
+    """Whether the insert failed because the key is taken, and not on another constraint."""
+    constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+    if constraint is not None:
+        return constraint == KEY_CONSTRAINT
+    return str(error.orig) == SQLITE_KEY_CONFLICT
 
 
 def by_secret(session: Session, secret: str) -> ShortURL | None:

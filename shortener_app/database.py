@@ -34,14 +34,28 @@ def _tune_sqlite(dbapi_connection: sqlite3.Connection, _record: object) -> None:
     cursor.close()
 
 
-def make_engine(db_url: str) -> Engine:
-    """An engine for `db_url`; for SQLite, the file's folder is created if missing."""
+# A server that does not answer a connection attempt within this long counts as down.
+CONNECT_TIMEOUT_SECONDS = 2
+
+
+def make_engine(db_url: str, wait: float | None = None) -> Engine:
+    """An engine for `db_url`; for SQLite, the file's folder is created if missing.
+
+    `wait` (the serving app's request timeout) bounds every wait a request can meet: for a pooled
+    connection, and on PostgreSQL for a statement or a lock. The migrate step passes none: a
+    migration may rightly run long. A server that is frozen rather than slow enforces nothing; for
+    that, requests stop waiting for their thread (deadline.py)."""
     url = make_url(db_url)
+    pool = {} if wait is None else {"pool_timeout": wait}
     if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        connect: dict[str, object] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+        if wait is not None and "options" not in url.query:
+            wait_ms = max(1, int(wait * 1000))
+            connect["options"] = f"-c statement_timeout={wait_ms} -c lock_timeout={wait_ms}"
+        return create_engine(url, pool_pre_ping=True, connect_args=connect, **pool)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, connect_args={"check_same_thread": False})
+    engine = create_engine(url, connect_args={"check_same_thread": False}, **pool)
     event.listen(engine, "connect", _tune_sqlite)
     return engine
 
@@ -66,7 +80,9 @@ def make_probe_engine(db_url: str, timeout: float) -> Engine:
         return engine
     # libpq counts connect_timeout in whole seconds, at least 2.
     options = f"-c statement_timeout={wait_ms} -c lock_timeout={wait_ms}"
-    return create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 2, "options": options})
+    return create_engine(
+        url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS, "options": options}
+    )
 
 
 def wait_for_locks_at_most(connection: Connection, seconds: float | None) -> None:

@@ -6,6 +6,8 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from . import schema
+
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
@@ -28,3 +30,5 @@ def _cause(error: Exception) -> object:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(SQLAlchemyError, database_unavailable)
+    # A process that started without its database, and has not reached it since (runtime.py).
+    app.add_exception_handler(schema.Unreachable, database_unavailable)

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 0.9
 
-DatabaseState = Literal["ok", "failing", "timeout", "missing"]
+DatabaseState = Literal["ok", "failing", "timeout", "missing", "unchecked"]
 
 
 class HealthProbe:

@@ -1,20 +1,21 @@
 """The HTTP endpoints. Each one is thin: validate, call crud, shape the answer."""
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Body, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
-from starlette.concurrency import run_in_threadpool
 
 from . import crud
 from .about import about
+from .deadline import Late, in_thread, remaining
 from .errors import RETRY_AFTER
 from .fastpath import redirect
 from .ijson import IJsonRoute
 from .models import ShortURL
 from .paths import STATIC
-from .runtime import Runtime, RuntimeDep, SessionDep
+from .runtime import Runtime, RuntimeDep
 from .schemas import About, Health, LinkUpdate, Problem, URLCreate, URLInfo
 from .validation import InvalidInput, check_not_self, is_valid_key
 
@@ -65,7 +66,10 @@ UNAVAILABLE: dict[int | str, dict] = {503: {"model": Problem, "description": "Th
     summary="Whether the service can serve: its database reads and takes writes",
 )
 async def health(runtime: RuntimeDep) -> Health | JSONResponse:
+    # Started without its database: unhealthy until the schema is checked, whatever the probe says.
     database = await runtime.health.check()
+    if database == "ok" and runtime.unreachable is not None:
+        database = "unchecked"
     ok = database == "ok"
     body = Health(status="ok" if ok else "unavailable", database=database, clicks_waiting=runtime.clicks.pending)
     if ok:
@@ -80,7 +84,7 @@ async def health(runtime: RuntimeDep) -> Health | JSONResponse:
     responses={400: {"model": Problem}, 409: {"model": Problem}, 413: {"model": Problem}, **UNAVAILABLE},
     summary="Shorten a URL",
 )
-def create_url(request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep, session: SessionDep) -> URLInfo:
+async def create_url(request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep) -> URLInfo:
     target, key = request_body.target_url, request_body.key
     try:
         check_not_self(target, runtime.settings.base_url)
@@ -89,9 +93,11 @@ def create_url(request_body: Annotated[URLCreate, Body()], runtime: RuntimeDep, 
         issue = {"type": "value_error", "loc": ("body", "target_url"), "msg": str(error), "input": target}
         raise RequestValidationError([issue]) from None
     try:
-        row, secret = crud.create(session, target, key, runtime.settings.key_length, request_body.expires_at)
+        row, secret = await in_thread(runtime.create, target, key, request_body.expires_at)
     except crud.KeyTaken:
         raise HTTPException(status.HTTP_409_CONFLICT, f"the key {key!r} is taken") from None
+    except crud.NoFreeKey as error:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(error)) from None
     return _info(runtime, row, secret)
 
 
@@ -108,10 +114,14 @@ async def link_info(secret: str, request: Request, runtime: RuntimeDep) -> URLIn
         return FileResponse(ADMIN_PAGE, media_type="text/html", headers={"Vary": "Accept"})
     # The secret first: a request that holds none writes nothing. Then buffered clicks, read again,
     # so the count shown is exact and already durable.
-    row = await run_in_threadpool(runtime.link_by_secret, secret)
+    row = await in_thread(runtime.link_by_secret, secret)
     if row is not None and runtime.clicks.pending:
-        await runtime.clicks.flush()
-        row = await run_in_threadpool(runtime.link_by_secret, secret)
+        try:
+            async with asyncio.timeout(remaining()):
+                await runtime.clicks.flush()
+        except TimeoutError:
+            raise Late from None
+        row = await in_thread(runtime.link_by_secret, secret)
     if row is None:
         raise _not_found(UNKNOWN_ADMIN_LINK)
     return _info(runtime, row, secret)
@@ -134,7 +144,7 @@ def about_this_process(request: Request) -> About:
     summary="Deactivate a link; its key is never handed out again",
 )
 async def deactivate(secret: str, runtime: RuntimeDep) -> URLInfo:
-    row = await run_in_threadpool(runtime.deactivate, secret)
+    row = await in_thread(runtime.deactivate, secret)
     if row is None:
         raise _not_found(UNKNOWN_ADMIN_LINK)
     # Back on the event loop, the only place the cache is touched: no lock needed.
@@ -149,7 +159,7 @@ async def deactivate(secret: str, runtime: RuntimeDep) -> URLInfo:
     summary="Set or clear a link's expiry",
 )
 async def update(secret: str, request_body: Annotated[LinkUpdate, Body()], runtime: RuntimeDep) -> URLInfo:
-    row = await run_in_threadpool(runtime.set_expiry, secret, request_body.expires_at)
+    row = await in_thread(runtime.set_expiry, secret, request_body.expires_at)
     if row is None:
         raise _not_found(UNKNOWN_ADMIN_LINK)
     # As for deactivation: this replica at once, the others within the cache TTL.
@@ -177,7 +187,7 @@ async def follow(key: str, request: Request, runtime: RuntimeDep) -> RedirectRes
         raise _not_found(UNKNOWN_KEY)
     # Taken before the read: a deactivation that commits while it runs keeps this answer out of the cache.
     generation = runtime.cache.generation()
-    found = await run_in_threadpool(runtime.active_link, key)
+    found = await in_thread(runtime.active_link, key)
     if found is None:
         raise _not_found(UNKNOWN_KEY)
     target, expires_at = found

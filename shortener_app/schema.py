@@ -2,9 +2,10 @@
 
 Only the one-shot migrate step (`python -m shortener_app.migrate`) changes the schema. The serving
 processes check it: a database behind this code's head, or without a schema, stops the start with
-one line that names the command to run (main.py, through StartupCheck). A database at a revision
-this code does not know was migrated by a newer release; this code runs on it, because every
-revision expands first (adds what old code ignores) and removes only in a later release.
+one line that names the command to run, and its form in a container (main.py, through StartupCheck).
+A database at a revision this code does not know was migrated by a newer release; this code runs on
+it, because every revision expands first (adds what old code ignores) and removes only in a later
+release.
 """
 
 import logging
@@ -16,7 +17,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from .database import make_engine, sqlite_file
 
@@ -34,6 +35,19 @@ BASELINE_COLUMNS = {
 
 class SchemaError(RuntimeError):
     """The migrate step cannot bring this database to head; the message says why."""
+
+
+class Unreachable(RuntimeError):
+    """The database server did not answer, refused the connection, or is still starting: a fault that
+    passes, unlike a wrong password or database name (those have a SQLSTATE of their own)."""
+
+
+# "the database system is starting up" (and shutting down): it will answer soon.
+PASSING_SQLSTATES = {None, "57P01", "57P03"}
+
+
+def unreachable(error: SQLAlchemyError) -> bool:
+    return isinstance(error, OperationalError) and getattr(error.orig, "sqlstate", "") in PASSING_SQLSTATES
 
 
 def config(db_url: str) -> Config:
@@ -106,24 +120,37 @@ def problem(db_url: str) -> str | None:
     """Why this code must not serve on this database, in one line; None when the schema is at head."""
     database = sqlite_file(db_url)
     if database is not None and not database.exists():
-        return f"no database at {database.absolute()}: run `{MIGRATE_COMMAND}` first, then start the app."
+        return f"no database at {database.absolute()}: {_run_migrate_first(db_url)}"
     try:
         found = current(db_url)
     except SQLAlchemyError as error:
-        first_line = str(error.orig if getattr(error, "orig", None) else error).strip().splitlines()[0]
-        return f"cannot read the database's schema revision ({first_line}); the app did not start."
+        if unreachable(error):
+            raise Unreachable(_first_line(error)) from None
+        return f"cannot read the database's schema revision ({_first_line(error)}); the app did not start."
     wanted = heads()
     if found == wanted:
         return None
     if not found:
-        return f"the database has no schema: run `{MIGRATE_COMMAND}` first, then start the app."
+        return f"the database has no schema: {_run_migrate_first(db_url)}"
     script = ScriptDirectory.from_config(config(db_url))
     known = {revision.revision for revision in script.walk_revisions()}
     if not set(found) <= known:
         # A newer release migrated it (expand first): serve, and say so once.
         logger.warning("the database is at %s, newer than this code's %s", _names(found), _names(wanted))
         return None
+    return f"the database schema is at {_names(found)}, this code needs {_names(wanted)}: {_run_migrate_first(db_url)}"
+
+
+def _first_line(error: SQLAlchemyError) -> str:
+    return str(error.orig if getattr(error, "orig", None) else error).strip().splitlines()[0]
+
+
+def _run_migrate_first(db_url: str) -> str:
+    """The command to run, and its container form: the same image on the same data, or else a fresh
+    anonymous volume (the image declares VOLUME /data) is migrated, and `--rm` deletes it."""
+    database = sqlite_file(db_url)
+    same_data = f"-v <volume>:{database.absolute().parent}" if database is not None else "-e DB_URL=<the same URL>"
     return (
-        f"the database schema is at {_names(found)}, this code needs {_names(wanted)}: "
-        f"run `{MIGRATE_COMMAND}` first, then start the app."
+        f"run `{MIGRATE_COMMAND}` first, then start the app "
+        f"(in a container: docker run --rm {same_data} <image> {MIGRATE_COMMAND})."
     )

@@ -116,9 +116,10 @@ class URLInfo(BaseModel):
 
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
-    database: Literal["ok", "failing", "timeout", "missing"] = Field(
+    database: Literal["ok", "failing", "timeout", "missing", "unchecked"] = Field(
         description="ok: it read and committed a write within a second. failing: it refused; timeout: no answer "
-        "within a second; missing: the SQLite file the service opened is gone."
+        "within a second; missing: the SQLite file the service opened is gone; unchecked: the service started "
+        "without reaching it and has not yet checked its schema."
     )
     clicks_waiting: int = Field(
         description="Clicks counted but not yet written to the database; a crash would lose them."

@@ -161,6 +161,8 @@ def test_a_full_disk_at_stop_loses_no_click_once_space_returns_within_the_window
     assert "try again" in created.json()["detail"]
     assert recorded == answered == 300
     assert "LOST" not in log
+    # The outage is logged once, with its cause (before: a traceback per failed flush, 5 a second here).
+    assert log.count("writing buffered clicks failed") == 1 and "Traceback" not in log, log[-3000:]
 
 
 def test_a_full_disk_that_stays_full_logs_the_exact_loss(tmp_path: Path) -> None:

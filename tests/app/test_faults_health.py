@@ -5,24 +5,15 @@ database file deleted under the server, a PostgreSQL server of the test's own fr
 """
 
 import asyncio
-import contextlib
-import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers.faults import SqliteLock, note
-from tests.helpers.required import unavailable
-from tests.helpers.server import free_port, image_server_flags, uvicorn_server
+from tests.helpers.faults import OwnPostgres, SqliteLock, note
+from tests.helpers.server import image_server_flags, uvicorn_server
 
 # /health answers within about 1 s (its probe gives up at 0.9 s; 0.97 s measured alone). A bound, not
 # a timing: beside three other test files on two cores CI saw 1.51 s (2026-12-07); before the fix,
@@ -93,60 +84,21 @@ def test_a_deleted_database_file_makes_health_503(tmp_path: Path) -> None:
     assert not db.exists(), "the health check must not create a new, empty database"
 
 
-@contextmanager
-def own_postgres() -> Iterator[tuple[str, int]]:
-    """A PostgreSQL server of this test's own (never the shared one): its URL and its postmaster's pid.
-
-    In a folder of its own under /tmp: pytest's tmp_path is private to root, and initdb runs as postgres.
-    """
-    bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name))
-    if not bins:
-        unavailable("no PostgreSQL server binaries (Debian's postgresql package)", "REQUIRE_POSTGRES")
-    bin_dir, port = bins[-1], free_port()
-    folder = Path(tempfile.mkdtemp(prefix="shortener-faults-pg-"))
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_owner:
-        subprocess.run(["chown", "postgres:", str(folder)], check=True)
-    subprocess.run([*as_owner, f"{bin_dir}/initdb", "-D", str(folder), "-U", "postgres", "-A", "trust", "--no-sync"],
-                   check=True, capture_output=True)  # fmt: skip
-    subprocess.run([*as_owner, f"{bin_dir}/pg_ctl", "-D", str(folder), "-l", f"{folder}/server.log", "-w",
-                    "-o", f"-h 127.0.0.1 -p {port} -k {folder} -c fsync=off", "start"],
-                   check=True, capture_output=True)  # fmt: skip
-    try:
-        pid = int((folder / "postmaster.pid").read_text().split()[0])
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", pid
-    finally:
-        _signal_server(pid, signal.SIGCONT)
-        subprocess.run([*as_owner, f"{bin_dir}/pg_ctl", "-D", str(folder), "-m", "immediate", "-w", "stop"],
-                       check=False, capture_output=True)  # fmt: skip
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _signal_server(pid: int, sig: signal.Signals) -> None:
-    """The postmaster and every backend it forked."""
-    children = [
-        int(p) for p in subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    ]
-    for target in (pid, *children):
-        with contextlib.suppress(ProcessLookupError):  # a backend that exited since pgrep listed it
-            os.kill(target, sig)
-
-
 def test_a_frozen_postgresql_makes_health_503_within_a_second_and_200_once_it_thaws(tmp_path: Path) -> None:
     """Before: /health hung 9.9 s on the frozen server, then said 200."""
     pytest.importorskip("psycopg")
     with (
-        own_postgres() as (db_url, postmaster),
-        uvicorn_server(env_for(db_url), tmp_path / "server.log", *image_server_flags()) as server,
+        OwnPostgres() as postgres,
+        uvicorn_server(env_for(postgres.url), tmp_path / "server.log", *image_server_flags()) as server,
     ):
         key = httpx.post(f"{server.url}/url", json={"target_url": "https://example.com/"}).json()["key"]
         assert httpx.get(f"{server.url}/{key}").status_code == 307  # now in the redirect cache
-        _signal_server(postmaster, signal.SIGSTOP)
+        postgres.freeze()
         try:
             took, health = timed_health(server.url)
             redirect = httpx.get(f"{server.url}/{key}", timeout=5)  # from the cache: no database needed
         finally:
-            _signal_server(postmaster, signal.SIGCONT)
+            postgres.thaw()
         deadline = time.monotonic() + 10
         while (thawed := httpx.get(f"{server.url}/health", timeout=5)).status_code != 200:
             assert time.monotonic() < deadline, f"/health still {thawed.status_code} after the thaw"

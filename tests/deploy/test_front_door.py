@@ -72,6 +72,8 @@ def stack(docker_engine: None) -> Iterator[Stack]:
         yield Stack(project, f"http://127.0.0.1:{port}", port, env)
     finally:
         compose("down", "-v", "--remove-orphans", env=env, project=project, cwd=ROOT)
+        # The project's own tag of the app's image (compose.yaml names it after the project).
+        subprocess.run(["docker", "image", "rm", f"{project}:slim"], capture_output=True, check=False)
 
 
 def exchange(port: int, data: bytes, seconds: float = 15) -> tuple[int, bytes]:
@@ -186,6 +188,95 @@ def test_the_app_logs_the_real_client_address_not_the_proxy(stack: Stack) -> Non
     note(f"the app logged {line.strip()!r}; the proxy is {proxy_ip}")
     assert not client.startswith(f"{proxy_ip}:"), "the app sees the proxy, not the client"
     assert "203.0.113.9" not in line, "a client-sent X-Forwarded-For was passed on and believed"
+
+
+# proxy_read_timeout in container/proxy/http.conf: the door answers 504 after this long.
+HTTP_CONF = ROOT / "container" / "proxy" / "http.conf"
+READ_TIMEOUT = int(re.search(r"proxy_read_timeout (\d+)s;", HTTP_CONF.read_text())[1])
+
+
+def test_requests_the_door_gave_up_on_while_the_app_was_frozen_are_never_carried_out(stack: Stack) -> None:
+    """`docker pause` on the app past the door's read timeout, with creates (custom keys) and redirects in
+    flight: every client gets the door's 504, and once the app thaws, no link exists and no click is
+    counted. The door stamps each request (X-Request-Start) and the app refuses those older than its
+    REQUEST_TIMEOUT_SECONDS. Before: the thawed app created the links and counted the clicks."""
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        link = client.post("/url", json={"target_url": "https://example.com/paused"}).json()
+        secret = link["admin_url"].rsplit("/admin/", 1)[1]
+        assert client.get(f"/{link['key']}").status_code == 307  # in the app's cache: the fast path
+        before = client.get(f"/admin/{secret}").json()["clicks"]
+    keys = [f"paused-{uuid.uuid4().hex[:8]}" for _ in range(3)]
+    requests = [("POST", "/url", {"target_url": "https://example.com/", "key": key}) for key in keys] + [
+        ("GET", f"/{link['key']}", None)
+    ] * 3
+    answers: list[int] = []
+
+    def ask(method: str, path: str, body: dict | None) -> None:
+        answers.append(httpx.request(method, f"{stack.url}{path}", json=body, timeout=READ_TIMEOUT + 20).status_code)
+
+    app = stack.container("app")
+    docker("pause", app)
+    try:
+        threads = [threading.Thread(target=ask, args=request) for request in requests]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(READ_TIMEOUT + 25)  # the door answers each at its read timeout
+    finally:
+        docker("unpause", app)
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        while client.get("/health").status_code != 200:
+            assert time.monotonic() < deadline, "the app did not serve again after the thaw"
+            time.sleep(0.2)
+        created = [key for key in keys if client.get(f"/{key}").status_code != 404]
+        after = client.get(f"/admin/{secret}").json()["clicks"]
+    refused = [line for line in stack.logs("app").splitlines() if "request refused: it reached the app" in line]
+    note(f"app paused past the door's {READ_TIMEOUT} s: answers {sorted(answers)}, {len(refused)} refused as late")
+    assert sorted(answers) == [504] * len(requests), answers
+    assert created == [], f"links exist whose clients got a 504: {created}"
+    assert after == before, f"{after - before} clicks counted for redirects answered 504"
+    assert len(refused) >= len(requests)
+
+
+def test_restarting_the_app_leaves_the_front_door_up_and_every_answer_is_http(stack: Stack) -> None:
+    """`docker compose restart app` under a steady client: the proxy container is not restarted, every
+    request gets an HTTP answer (a redirect, or the door's JSON 502 while no app runs: never a dropped
+    connection), and once the app is back the door reaches it with no restart of its own. Before: the
+    proxy restarted with the app (depends_on restart: true) and 23 of 41 failures had no answer at all."""
+    with httpx.Client(base_url=stack.url, timeout=10) as client:
+        key = client.post("/url", json={"target_url": "https://example.com/restart"}).json()["key"]
+    proxy = stack.container("proxy")
+    started = docker("inspect", "-f", "{{.State.StartedAt}}", proxy).strip()
+    answers: list[int | str] = []
+    stop = threading.Event()
+
+    def follow() -> None:
+        with httpx.Client(base_url=stack.url, timeout=10) as client:
+            while not stop.is_set() and len(answers) < 2000:
+                try:
+                    answers.append(client.get(f"/{key}").status_code)
+                except httpx.HTTPError as error:
+                    answers.append(type(error).__name__)
+                time.sleep(0.02)  # one client at a steady pace, under the door's per-client rate
+
+    thread = threading.Thread(target=follow)
+    thread.start()
+    try:
+        compose("restart", "app", env=stack.env, project=stack.project)
+        with httpx.Client(base_url=stack.url, timeout=10) as client:
+            deadline = time.monotonic() + 60
+            while client.get(f"/{key}").status_code != 307:
+                assert time.monotonic() < deadline, "the door did not reach the restarted app"
+                time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(30)
+    counts = {answer: answers.count(answer) for answer in set(answers)}
+    note(f"`docker compose restart app` under one client: {counts}")
+    assert docker("inspect", "-f", "{{.State.StartedAt}}", proxy).strip() == started, "the proxy was restarted"
+    assert set(answers) <= {307, 502}, counts
+    assert answers[-1] == 307
 
 
 def test_slow_bodies_are_buffered_by_the_proxy_and_never_reach_the_app(stack: Stack) -> None:
@@ -309,7 +400,7 @@ def test_a_health_flood_from_one_client_stalls_no_one_and_barely_reaches_the_app
     before = stack.logs("app").count('"GET /health ')
     network = f"{stack.project}_default"
     attack = subprocess.Popen(
-        ["docker", "run", "--rm", "--network", network, "--entrypoint", "python", "shortener:slim",
+        ["docker", "run", "--rm", "--network", network, "--entrypoint", "python", f"{stack.project}:slim",
          "-c", HEALTH_FLOOD, "300", "8"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -227,7 +227,9 @@ def test_the_front_door_is_the_compose_proxy_with_its_own_files_and_the_only_way
     """Before: ingress-nginx annotations (a retired controller's; ignored by any other) stood in for the proxy,
     and its headers and admin no-store needed an edit of the controller's cluster-wide ConfigMap."""
     config = rendered["front-door/ConfigMap"]["data"]
-    assert config == {name: (PROXY / name).read_text() for name in config}, "the cluster would run other files"
+    # Compose's files, but for where the app is: a Service's address, kept-alive (upstream-kubernetes.conf).
+    shipped = {name: PROXY / ("upstream-kubernetes.conf" if name == "upstream.conf" else name) for name in config}
+    assert config == {name: path.read_text() for name, path in shipped.items()}, "the cluster would run other files"
     assert set(config) == {"nginx.conf", "http.conf", "upstream.conf", "server.conf", "security-headers.conf"}
     door = rendered["front-door/Deployment"]["spec"]["template"]["spec"]
     (nginx,) = door["containers"]

@@ -2,15 +2,20 @@
 
 import contextlib
 import logging
+import os
 import re
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from .required import unavailable
+from .server import free_port
 
 
 class SqliteLock:
@@ -88,3 +93,63 @@ def fill_disk(folder: Path) -> Path:
 def note(text: str) -> None:
     """A measurement worth reading in the run's output: `pytest -o log_cli=true --log-cli-level=INFO`."""
     logging.getLogger("tests.numbers").info(text)
+
+
+class OwnPostgres:
+    """A PostgreSQL server of one test's own (never the shared one), which the test can freeze (SIGSTOP,
+    what `docker pause` does), stop and start again on the same port.
+
+    In a folder of its own under /tmp: pytest's tmp_path is private to root, and initdb runs as postgres.
+    """
+
+    def __init__(self, started: bool = True) -> None:
+        bins = sorted(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name))
+        if not bins:
+            unavailable("no PostgreSQL server binaries (Debian's postgresql package)", "REQUIRE_POSTGRES")
+        self.bin, self.port = bins[-1], free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.folder = Path(tempfile.mkdtemp(prefix="shortener-faults-pg-"))
+        self.as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_owner:
+            subprocess.run(["chown", "postgres:", str(self.folder)], check=True)
+        subprocess.run([*self.as_owner, f"{self.bin}/initdb", "-D", str(self.folder), "-U", "postgres", "-A", "trust",
+                        "--no-sync"], check=True, capture_output=True)  # fmt: skip
+        self.started = started
+
+    def start(self) -> None:
+        subprocess.run([*self.as_owner, f"{self.bin}/pg_ctl", "-D", str(self.folder), "-l", f"{self.folder}/server.log",
+                        "-w", "-o", f"-h 127.0.0.1 -p {self.port} -k {self.folder} -c fsync=off", "start"],
+                       check=True, capture_output=True)  # fmt: skip
+
+    def stop(self) -> None:
+        self.thaw()
+        subprocess.run([*self.as_owner, f"{self.bin}/pg_ctl", "-D", str(self.folder), "-m", "immediate", "-w", "stop"],
+                       check=False, capture_output=True)  # fmt: skip
+
+    @property
+    def pid(self) -> int:
+        return int((self.folder / "postmaster.pid").read_text().split()[0])
+
+    def freeze(self) -> None:
+        self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if (self.folder / "postmaster.pid").exists():
+            self._signal(signal.SIGCONT)
+
+    def _signal(self, sig: signal.Signals) -> None:
+        """The postmaster and every backend it forked."""
+        pid = self.pid
+        found = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        for target in (pid, *map(int, found)):
+            with contextlib.suppress(ProcessLookupError):  # a backend that exited since pgrep listed it
+                os.kill(target, sig)
+
+    def __enter__(self) -> "OwnPostgres":
+        if self.started:
+            self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -28,13 +28,16 @@ def free_port() -> int:
 
 # A bound, not a claim: a server that answers at all answers long before it, even on a busy 2-core machine
 # running the suite in 4 workers (one that exits is caught at once).
-def wait_until_healthy(url: str, seconds: float = 60.0, process: subprocess.Popen | None = None) -> None:
+def wait_until_healthy(
+    url: str, seconds: float = 60.0, process: subprocess.Popen | None = None, *, answering: bool = False
+) -> None:
+    """Until /health answers 200 (with `answering`: answers at all, 503 included)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} before it answered")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200 or answering:
                 return
         except httpx.HTTPError:
             pass
@@ -97,7 +100,7 @@ def run_migrate_step(env: dict[str, str]) -> str:
 
 @contextmanager
 def uvicorn_server(
-    env: dict[str, str], log: Path, *extra: str, port: int | None = None, migrate: bool = True
+    env: dict[str, str], log: Path, *extra: str, port: int | None = None, migrate: bool = True, healthy: bool = True
 ) -> Iterator[Server]:
     """The server as the image starts it (container/serve.py, the app named by the image's UVICORN_APP).
 
@@ -112,7 +115,7 @@ def uvicorn_server(
         process = subprocess.Popen(command, cwd=ROOT, env=environment, stdout=sink, stderr=subprocess.STDOUT)
     server = Server(url, process, log)
     try:
-        wait_until_healthy(url, process=process)
+        wait_until_healthy(url, process=process, answering=not healthy)
         yield server
     finally:
         if process.poll() is None:

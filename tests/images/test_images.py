@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shlex
 import stat
 import time
@@ -11,10 +12,12 @@ import httpx
 import pytest
 
 from tests.helpers.dockerfiles import BASES, IMAGES
-from tests.helpers.engine import build, docker, running, wait_for_health_status
+from tests.helpers.engine import Container, build, docker, running, wait_for_health_status
 from tests.helpers.layers import is_account_file, layers
 from tests.helpers.platforms import PlatformImage
+from tests.helpers.repo import ROOT
 from tests.helpers.required import POSTGRES_HINT, unavailable
+from tests.helpers.server import free_port, wait_until_healthy
 from tests.helpers.structure import structure_test
 from tests.helpers.workshop import commands_on
 
@@ -85,6 +88,9 @@ def test_the_health_check_probes_often_only_while_the_container_starts(image: st
     assert 0 < seconds["StartInterval"] <= 1, "without --start-interval the first probe waits a whole interval"
     assert seconds["Interval"] >= 10 * seconds["StartInterval"], "a steady probe this often costs CPU for nothing"
     assert seconds["StartPeriod"] >= 10 and seconds["Timeout"] < seconds["Interval"]
+    # Unhealthy within about 10 s of /health failing (the probe fails on a 503: test_server.py). Before:
+    # every 10 s, 3 in a row, so Docker called the app healthy for up to 30 s while /health said 503.
+    assert seconds["Interval"] * check["Retries"] <= 10, "a failing app stays 'healthy' too long"
 
 
 def test_docker_reports_the_container_healthy(platform_image: PlatformImage) -> None:
@@ -159,6 +165,44 @@ def test_urls_and_acknowledged_clicks_survive_restart_and_kill(image: str) -> No
         with running(image, volume=volume) as third, httpx.Client(base_url=third.url) as client:
             assert [client.get(admin).json()["clicks"] for admin in admins] == [1, 2, 3, 4, 5]
     finally:
+        docker("volume", "rm", "-f", volume, check=False)
+
+
+@pytest.mark.parametrize("image", ["slim"], indirect=True)
+def test_the_image_alone_runs_with_the_commands_docs_app_md_gives(image: str) -> None:
+    """docs/app.md's `docker run` of the image alone, read from its code block and run as written on a
+    fresh volume (the image's tag, the volume, the name and the host port swapped for the test's own):
+    the migrate step on the named volume, then the server on it, answers /health and creates a link.
+    The trap it guards: `docker run --rm IMAGE python -m shortener_app.migrate` without the volume
+    migrates an anonymous one that --rm deletes, and the server then exits 3."""
+    section = (ROOT / "docs" / "app.md").read_text().split("\n## Running the image alone\n", 1)
+    assert len(section) == 2, "docs/app.md has no section '## Running the image alone'"
+    block = re.search(r"^```sh\n(.*?)^```", section[1], re.MULTILINE | re.DOTALL)
+    assert block, "no sh block under '## Running the image alone' in docs/app.md"
+    commands = [shlex.split(line) for line in block.group(1).splitlines() if line.strip()]
+    assert commands and all(command[0] == "docker" for command in commands), commands
+    port, suffix = free_port(), uuid.uuid4().hex[:8]
+    volume, name = f"shortener-test-alone-{suffix}", f"shortener-test-alone-{suffix}"
+    swapped = {"shortener:slim": image, "shortener": name, "127.0.0.1:8000:8000": f"127.0.0.1:{port}:8000"}
+
+    def ours(word: str) -> str:
+        return swapped.get(word) or re.sub(r"^shortener-data(?=:|$)", volume, word)
+
+    try:
+        for command in commands:
+            docker(*(ours(word) for word in command[1:]), timeout=120)
+        server = Container(name, f"http://127.0.0.1:{port}")
+        try:
+            wait_until_healthy(server.url, seconds=30)
+        except TimeoutError as error:
+            exit_code = server.state()["ExitCode"]
+            raise AssertionError(f"{error} (exit code {exit_code}); its log:\n{server.logs()[-2000:]}") from None
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            assert client.get("/health").json()["database"] == "ok"
+            created = client.post("/url", json={"target_url": "https://example.com/alone"})
+            assert created.status_code == 201, created.text
+    finally:
+        docker("rm", "-f", "-v", name, check=False)
         docker("volume", "rm", "-f", volume, check=False)
 
 

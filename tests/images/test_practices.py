@@ -114,7 +114,7 @@ def test_the_articles_adduser_line_fails_on_a_trixie_minimal_base(docker_engine:
 # schema), removed one at a time: hadolint, with container/hadolint.yaml, must then fail.
 LINT_MUTANTS = {
     "HEALTHCHECK": (
-        "HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --start-interval=0.5s --retries=3 \\\n  CMD",
+        "HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --start-interval=0.5s --retries=2 \\\n  CMD",
         "# ",
         "DL3057",
     ),
