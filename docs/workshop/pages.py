@@ -7,10 +7,12 @@ from the files themselves (CHANGES), so tests/docs/test_workshop.py can hold the
 Rewriting is for after a deliberate change to a step's Dockerfile (or to Dockerfile.slim): read
 the new diff, then make the page's words say it.
 
-Commands are ```console blocks: `$ command` lines (a trailing backslash continues one), each
-followed by the output lines an attendee should see; `...` marks output left out, `(nothing)` says
-the command prints nothing. Words after `console` in the fence: `fails` (the block's last command
-must fail), `needs=IMAGE` (the block runs only where IMAGE is, e.g. python:3.13-alpine).
+Commands are ```sh blocks, written to be pasted whole into any shell (bash, or macOS's zsh, whose
+interactive mode takes `#` as an argument): no `$ ` prompts, no comments, one command a line (a
+trailing backslash continues one). A ```text block right after one shows what the block's last
+command prints; `...` marks output left out, `(nothing)` says it prints nothing. The commands before
+the last need only succeed. Words after `sh` in the fence: `fails` (the block's last command must
+fail), `needs=IMAGE` (the block runs only where IMAGE is, e.g. python:3.13-alpine).
 """
 
 import difflib
@@ -76,9 +78,14 @@ class Block:
     needs: str | None
 
 
-def console_blocks(text: str) -> list[Block]:
+# A block of commands, and the block of output right after it, if there is one.
+COMMANDS = re.compile(r"^```sh([^\n]*)\n(.*?)^```\n(?:[ \t]*\n)*(?:```text\n(.*?)^```$)?", re.M | re.S)
+
+
+def command_blocks(text: str) -> list[Block]:
+    """The page's ```sh blocks, in order; the last command of each carries the output shown under it."""
     blocks = []
-    for match in re.finditer(r"^```console([^\n]*)\n(.*?)^```$", text, re.M | re.S):
+    for match in COMMANDS.finditer(text):
         words = match.group(1).split()
         needs = next((word.split("=", 1)[1] for word in words if word.startswith("needs=")), None)
         commands: list[Command] = []
@@ -86,11 +93,11 @@ def console_blocks(text: str) -> list[Block]:
         for line in match.group(2).splitlines():
             if continued:
                 commands[-1].line += "\n" + line
-            elif line.startswith("$ "):
-                commands.append(Command(line[2:]))
-            elif commands:
-                commands[-1].shown.append(line)
-            continued = bool(commands) and line.endswith("\\") and not commands[-1].shown
+            elif line.strip():
+                commands.append(Command(line))
+            continued = line.endswith("\\")
+        if commands and match.group(3) is not None:
+            commands[-1].shown = match.group(3).splitlines()
         blocks.append(Block(commands, "fails" in words, needs))
     return blocks
 

@@ -11,6 +11,8 @@ steps lead to Dockerfile.slim itself. docs/workshop/pages.py reads the pages.
 import fcntl
 import os
 import re
+import shlex
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,8 +22,8 @@ import pytest
 
 from tests.helpers.dockerfiles import HADOLINT
 from tests.helpers.engine import present_or_pulled
-from tests.helpers.repo import ROOT, tool, working_copy
-from tests.helpers.workshop import pages
+from tests.helpers.repo import ROOT, tool, with_code_change, working_copy
+from tests.helpers.workshop import PASTE_ERRORS, PASTED, pages, paste_into
 
 STEPS = pages.STEPS
 PAGE_NAMES = [page.parent.name for page in pages.PAGES]
@@ -195,7 +197,7 @@ def test_every_command_on_the_page_prints_what_the_page_shows(name: str, clone: 
 def run_page(name: str, text: str, clone: Path) -> list[str]:
     """Runs the page's commands; returns the images whose blocks could not run here."""
     skipped = []
-    for block in pages.console_blocks(text):
+    for block in pages.command_blocks(text):
         if block.needs and not present_or_pulled(block.needs):
             skipped.append(block.needs)
             continue
@@ -222,7 +224,7 @@ def test_the_page_has_every_section_and_a_two_line_recap(name: str) -> None:
     assert positions == sorted(positions), f"{name}: the sections are not in the order {SECTIONS}"
     recap = [line for line in text.split("## Recap", 1)[1].strip().splitlines() if line.strip()]
     assert len(recap) == 2, f"{name}: the recap has {len(recap)} lines, not two"
-    assert pages.console_blocks(text.split("## Break it", 1)[1]), f"{name}: the exercise has no command to run"
+    assert pages.command_blocks(text.split("## Break it", 1)[1]), f"{name}: the exercise has no command to run"
 
 
 @pytest.mark.parametrize("name", PAGE_NAMES)
@@ -307,25 +309,210 @@ def test_the_preflight_names_an_old_engine_and_a_missing_tool_and_how_to_fix_the
 
 
 @pytest.mark.docker
-def test_reset_brings_a_laptop_back_to_the_start_of_a_step(tmp_path: Path, docker_engine: None) -> None:
-    """A laptop that fell behind at step 4, with an exercise left half done and later steps' images:
-    after `reset 4`, page 4 runs exactly as shown."""
-    if not present_or_pulled("python:3.13-slim"):
-        pytest.skip(HINTS["python:3.13"])
+def test_reset_brings_a_laptop_back_to_the_start_of_a_step(tmp_path: Path, clone: Path) -> None:
+    """A laptop that fell behind at step 4, with an exercise left half done, a file of its own and
+    later steps' images: after `reset 4`, page 4 runs exactly as shown, and the edits are in git's
+    stash, not lost. `reset 15` builds workshop:13, which step 15's page runs and does not build."""
     folder = workspace(tmp_path / "shortener")
     (folder / "shortener_app" / "routes.py").open("a").write("# an exercise left half done\n")
+    (folder / "notes.txt").write_text("my notes\n")
     (folder / ".env").unlink()
     subprocess.run(["docker", "tag", "python:3.13-slim", "workshop:06"], check=True)
     try:
         result = run("docs/workshop/reset 4", folder)
         assert result.returncode == 0 and "Ready for step 4" in result.stdout, result.stdout
-        assert run("git status --porcelain --untracked-files=no", folder).stdout == ""
+        assert "git stash pop" in result.stdout, f"reset does not say how to get the edits back: {result.stdout}"
+        assert run("git status --porcelain", folder).stdout == "", "reset left edits in the working tree"
+        assert "workshop reset 4" in run("git stash list", folder).stdout, "reset did not stash the edits"
+        assert "an exercise left half done" in run("git stash show -p", folder).stdout, "the exercise's edit is lost"
+        assert run("git show 'stash@{0}^3:notes.txt'", folder).stdout == "my notes\n", "the attendee's file is lost"
         assert (folder / ".env").read_text() == JUNK[".env"] and (folder / "shortener.db").exists()
         assert not present_or_pulled.__wrapped__("workshop:06"), "reset left a later step's image"
-        assert present_or_pulled.__wrapped__("workshop:03"), "reset did not build the step before"
         with port_8000(False):
             assert run_page("04-dependencies-first", (STEPS / "04-dependencies-first" / "README.md").read_text(),
                             folder) == []  # fmt: skip
+        subprocess.run(["docker", "image", "rm", "-f", "workshop:13"], capture_output=True, check=False)
+        result = run("docs/workshop/reset 15", folder)
+        assert result.returncode == 0 and "Ready for step 15" in result.stdout, result.stdout
+        assert present_or_pulled.__wrapped__("workshop:13"), f"reset 15 did not build workshop:13: {result.stdout}"
     finally:
-        subprocess.run(["docker", "image", "rm", "-f", "workshop:03", "workshop:04", "workshop:06"],
+        subprocess.run(["docker", "image", "rm", "-f", "workshop:03", "workshop:04", "workshop:06", "workshop:13"],
                        capture_output=True, check=False)  # fmt: skip
+
+
+def images_used_before_built(page: str) -> list[str]:
+    """The workshop images a page names before (or without) a `-t` that builds them: what reset builds."""
+    built, used = set(), []
+    for flag, name in re.findall(r"(-t )?(workshop:\d\d[a-z0-9-]*)", page):
+        if flag:
+            built.add(name)
+        elif name not in built and name not in used:
+            used.append(name)
+    return used
+
+
+@pytest.mark.parametrize("name", PAGE_NAMES)
+def test_the_page_says_how_to_catch_up_and_reset_can_build_what_it_uses(name: str) -> None:
+    """Each page names its own reset; every image the page uses without building it is workshop:NN
+    of an earlier step, which reset builds from that step's Dockerfile (13's is Dockerfile.slim)."""
+    text = (STEPS / name / "README.md").read_text()
+    assert f"`docs/workshop/reset {int(name[:2])}`" in text, f"{name}: the page does not say how to catch up"
+    for image in images_used_before_built(text):
+        number = re.fullmatch(r"workshop:(\d\d)", image)
+        assert number and number.group(1) < name[:2], f"{name} uses {image}, which reset cannot build"
+        folder = next(STEPS.glob(f"{number.group(1)}-*"))
+        assert (folder / "Dockerfile").exists() or pages.CHANGES[folder.name][1] == "Dockerfile.slim", image
+
+
+GUIDE = ROOT / "docs" / "workshop" / "README.md"
+# Interactive shells as a laptop opens them, without the user's start-up files: macOS's default zsh
+# (INTERACTIVE_COMMENTS off: `#` is an argument there) and bash.
+SHELLS = {"zsh": ["zsh", "-f", "-i"], "bash": ["bash", "--norc", "--noprofile", "-i"]}
+# A docker that answers what the prefetch and the pre-flight ask, and logs each call: the real
+# prefetch builds all fifteen steps (minutes), and this test is about the shell, not the builds.
+DOCKER_STUB = """#!/bin/sh
+echo "$*" >> "$DOCKER_CALLS"
+case "$1 $2" in
+  "version "*) echo 27.5.1 ;;
+  "compose version") echo 2.32.4 ;;
+  "run "*) printf 'Filesystem 1024-blocks Used Available Capacity Mounted on\\noverlay 1 1 50000000 1%% /\\n' ;;
+esac
+"""
+
+
+def day_before_block() -> str:
+    """The block the guide asks every attendee to paste the day before."""
+    section = GUIDE.read_text().split("the day before, on a good network", 1)[1]
+    block = re.search(r"^```sh\n(.*?)^```$", section, re.M | re.S)
+    assert block, "no sh block after 'the day before, on a good network' in docs/workshop/README.md"
+    return block.group(1)
+
+
+@pytest.mark.parametrize("shell", SHELLS)
+def test_the_day_before_block_runs_when_pasted_into_an_interactive_shell(shell: str, tmp_path: Path) -> None:
+    """Pasted into macOS's zsh (or bash) as it opens, the block runs each line as written: no line
+    left open by a quote in a comment, no comment word handed to a command. Real git clones a copy
+    of this repository from the block's address (git's insteadOf), the real prefetch and pre-flight
+    run, against a docker that only answers."""
+    for needed in ("tmux", SHELLS[shell][0]):
+        if not shutil.which(needed):
+            pytest.skip(f"{needed} is not installed (Debian: apt-get install zsh tmux), so nothing can paste here")
+    block = day_before_block()
+    [url] = re.findall(r"git clone (\S+)", block)
+    origin = workspace(tmp_path / "origin")
+    laptop, stubs = tmp_path / "laptop", tmp_path / "bin"
+    laptop.mkdir()
+    stubs.mkdir()
+    (stubs / "docker").write_text(DOCKER_STUB)
+    (stubs / "docker").chmod(0o755)
+    calls = tmp_path / "docker-calls"
+    env = {
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "LANG": "C.UTF-8",
+        "DOCKER_CALLS": str(calls),
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": f"url.{origin}.insteadOf",
+        "GIT_CONFIG_VALUE_0": url,
+    }
+    screen = paste_into(SHELLS[shell], block, laptop, env)
+    errors = [error for error in PASTE_ERRORS if error in screen.lower()]
+    assert not errors, f"{shell}: pasting the day-before block printed {errors}:\n{screen}"
+    assert re.search(rf"^{PASTED}$", screen, re.M), f"{shell}: the pasted lines did not all run:\n{screen}"
+    for line in ("Prefetched: ", "Ready for the workshop."):
+        assert line in screen, f"{shell}: {line!r} missing:\n{screen}"
+    called = calls.read_text().splitlines()
+    # The block's docker commands, as words (a shell's comment, if the block had one, left out).
+    docker_lines = [line for line in block.splitlines() if line.startswith("docker ")]
+    asked = [" ".join(shlex.split(line, comments=True)[1:]) for line in docker_lines]
+    assert set(asked) <= set(called), f"{shell}: docker was called {called}, not as the block says {asked}"
+
+
+def pasted_blocks() -> list[tuple[str, str]]:
+    """Every block of commands on the workshop's pages (the guide and each step), by page."""
+    found = []
+    for page in [GUIDE, *pages.PAGES]:
+        name = str(page.relative_to(ROOT))
+        found += [(name, match.group(2)) for match in pages.COMMANDS.finditer(page.read_text())]
+    return found
+
+
+def shell_words(line: str, comments: bool) -> list[str] | None:
+    """The line's words as a POSIX shell splits them, with or without comments; None if a quote stays open."""
+    try:
+        return shlex.split(line, comments=comments)
+    except ValueError:
+        return None
+
+
+def test_every_block_of_commands_pastes_as_written_in_zsh_and_bash() -> None:
+    """Blocks are pasted whole: a `$ ` prompt or a shown output line would run as a command, and in
+    macOS's interactive zsh a `# comment` is words handed to the command (its apostrophe opens a
+    quote). zsh, where it is installed, parses every block (the day-before test pastes one for real)."""
+    problems = []
+    for name, block in pasted_blocks():
+        for line in block.replace("\\\n", " ").splitlines():
+            if line.startswith(("$ ", "> ")):
+                problems.append(f"{name}: a prompt: {line}")
+            elif shell_words(line, comments=True) != shell_words(line, comments=False):
+                problems.append(f"{name}: a comment, or a quote it opens: {line}")
+        if shutil.which("zsh"):
+            parsed = subprocess.run(["zsh", "-f", "-n", "-c", block], capture_output=True, text=True, check=False)
+            if parsed.returncode or parsed.stderr:
+                problems.append(f"{name}: zsh cannot parse it: {parsed.stderr.strip()}\n{block}")
+    assert not problems, "\n".join(problems)
+
+
+def build_of(command: str) -> str:
+    """A page's `docker build ... 2>&1 | grep ...`, without the grep: the whole build output."""
+    return command.split(" 2>&1 |", 1)[0]
+
+
+@pytest.mark.docker
+def test_step_4s_break_it_reruns_the_install_in_the_wrong_order_only(clone: Path, tmp_path: Path) -> None:
+    """The break-it and its control, from the page: under the same proxy (nothing listens there, so
+    nothing downloads), after the same code change, step 4's install comes from the cache and step 3's
+    runs again; and the proxy alone, without the change, reruns nothing (Docker keeps proxy settings
+    out of the cache keys, unlike --network=none)."""
+    page = (STEPS / "04-dependencies-first" / "README.md").read_text()
+    commands = [command.line for block in pages.command_blocks(page.split("## Break it", 1)[1])
+                for command in block.commands]  # fmt: skip
+    [control] = [build_of(line) for line in commands if "04-dependencies-first/Dockerfile" in line]
+    [broken] = [build_of(line) for line in commands if "03-dockerignore/Dockerfile" in line]
+    assert broken == control.replace("04-dependencies-first", "03-dockerignore").replace("workshop:04", "workshop:03")
+    # Fresh clones, as the prefetch saw them (the pages leave theirs changed), one with a code change.
+    unchanged = workspace(tmp_path / "unchanged")
+    changed = with_code_change(unchanged, tmp_path / "changed")
+    runs = {}
+    conditions = {"control": (control, changed), "proxy alone": (broken, unchanged), "broken": (broken, changed)}
+    for name, (build, folder) in conditions.items():
+        result = run(build, folder)
+        runs[name] = (result.returncode, downloading_steps(result.stdout), result.stdout[-2000:])
+    assert runs["control"][:2] == (0, []), f"step 4's install did not come from the cache: {runs['control']}"
+    assert runs["proxy alone"][:2] == (0, []), f"the proxy alone reran step 3's install: {runs['proxy alone']}"
+    code, reran, output = runs["broken"]
+    assert code != 0 and reran == ["RUN pip install -r requirements.txt"], f"step 3's install did not rerun: {output}"
+
+
+@pytest.mark.docker
+def test_step_10s_claim_holds_the_app_user_cannot_change_the_venv_root_could(clone: Path) -> None:
+    """What step 10 says of its image, checked on the image: the venv has no pip, the app runs as
+    UID 5678, which can neither write in the venv nor use the base image's pip on it; root can (the
+    page's own two commands)."""
+    built = run("docker build -q -t workshop:10 -f docs/workshop/steps/10-venv-without-pip/Dockerfile .", clone)
+    assert built.returncode == 0, built.stdout[-3000:]
+    page = (STEPS / "10-venv-without-pip" / "README.md").read_text()
+    assert "docker run --rm workshop:10 python -m pip --version" in page
+    user = run("docker image inspect -f '{{.Config.User}}' workshop:10", clone).stdout.strip()
+    assert user == "5678:5678" and "UID 5678" in page, user
+    assert run("docker run --rm workshop:10 python -m pip --version", clone).returncode != 0, "the venv has a pip"
+    touched = run("docker run --rm workshop:10 touch /opt/venv/lib/python3.13/site-packages/added.pth", clone)
+    assert touched.returncode != 0 and "Permission denied" in touched.stdout, touched.stdout
+    lines = [command.line for block in pages.command_blocks(page) for command in block.commands]
+    [as_app] = [line for line in lines if line.startswith("docker run --rm workshop:10 env")]
+    [as_root] = [line for line in lines if line.startswith("docker run --rm -u 0 ")]
+    assert as_root == as_app.replace("--rm workshop:10", "--rm -u 0 workshop:10"), "not the same command as root"
+    app = run(as_app, clone)
+    assert app.returncode != 0 and "PermissionError" in app.stdout, app.stdout[-2000:]
+    root = run(as_root, clone)
+    assert root.returncode == 0 and "Successfully uninstalled uvicorn" in root.stdout, root.stdout[-2000:]
