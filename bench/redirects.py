@@ -96,7 +96,7 @@ def start_front_door(workdir: Path, app_url: str, upstream: str) -> tuple[subpro
         return None, "nginx is not installed (Debian: apt-get install nginx): the front-door rows are left out"
     folder = workdir / upstream.removesuffix(".conf")
     folder.mkdir()
-    for conf in ("http.conf", "server.conf", "security-headers.conf"):
+    for conf in ("http.conf", "server.conf", "app-routes.conf", "security-headers.conf"):
         text = (ROOT / "container" / "proxy" / conf).read_text()
         # One wrk is one client: the per-client rates would measure the limit, not the hop.
         text = re.sub(r"rate=\d+r/s", "rate=1000000r/s", text)

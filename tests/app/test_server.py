@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers.assets import asset
 from tests.helpers.repo import ROOT
@@ -137,6 +138,27 @@ def test_the_health_probe_fails_on_any_answer_but_200() -> None:
     with HTTPServer(("127.0.0.1", 0), Unhealthy) as server, ThreadPoolExecutor(1) as pool:
         pool.submit(server.handle_request)
         assert healthcheck.probe("127.0.0.1", server.server_port, wait=30.0) is False
+
+
+def test_the_health_probe_asks_the_path_and_port_its_settings_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adopted app's endpoint (here /healthz) is a setting of the probe, not an edit of it."""
+    asked: list[str] = []
+
+    class Healthz(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with HTTPServer(("127.0.0.1", 0), Healthz) as server, ThreadPoolExecutor(1) as pool:
+        monkeypatch.setenv("HEALTH_PATH", "/healthz")
+        monkeypatch.setenv("HEALTH_PORT", str(server.server_port))
+        pool.submit(server.handle_request)
+        assert healthcheck.probe(wait=5.0) is True
+    assert asked == ["/healthz"]
 
 
 def test_the_health_probe_gives_up_when_nothing_listens() -> None:

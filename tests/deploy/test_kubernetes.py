@@ -230,7 +230,14 @@ def test_the_front_door_is_the_compose_proxy_with_its_own_files_and_the_only_way
     # Compose's files, but for where the app is: a Service's address, kept-alive (upstream-kubernetes.conf).
     shipped = {name: PROXY / ("upstream-kubernetes.conf" if name == "upstream.conf" else name) for name in config}
     assert config == {name: path.read_text() for name, path in shipped.items()}, "the cluster would run other files"
-    assert set(config) == {"nginx.conf", "http.conf", "upstream.conf", "server.conf", "security-headers.conf"}
+    assert set(config) == {
+        "nginx.conf",
+        "http.conf",
+        "upstream.conf",
+        "server.conf",
+        "app-routes.conf",
+        "security-headers.conf",
+    }
     door = rendered["front-door/Deployment"]["spec"]["template"]["spec"]
     (nginx,) = door["containers"]
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["proxy"]
