@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = ShortenerApp(
         title="URL shortener",
         summary="A small, production-minded URL shortener: the sample app of a container template.",
-        version="1.0.0",
+        version="2.0.0",
         lifespan=lifespan,
         # Served by apidocs from a pinned package, not FastAPI's CDN pages.
         docs_url=None,

@@ -302,7 +302,7 @@ def test_three_replicas_survive_a_crash_and_a_rollout_under_load_and_count_every
         "throughput phases": {"answered": one.redirects + three.redirects, "clicks": clicks[keys[0]]},
         "errors": {"crash": crashed.__dict__, "rollout": updated.__dict__},
     }  # fmt: skip
-    # The numbers are what docs/scaling.md reports: `pytest -s tests/test_swarm.py` shows them.
+    # The numbers are what docs/scaling.md reports: `pytest -s tests/deploy/test_swarm.py` shows them.
     print("\nswarm measurements:", json.dumps(report, indent=1))  # noqa: T201
 
     assert state == "completed", f"the rollout did not complete within {ROLLOUT_DEADLINE} s: {state!r}"

@@ -1,9 +1,12 @@
 """The README and docs/: short enough to read, and every link and name in them points at something real."""
 
+import ast
 import fnmatch
+import io
 import re
 import shutil
 import subprocess
+import tokenize
 from functools import cache
 from pathlib import Path
 
@@ -27,7 +30,7 @@ def pages() -> list[Path]:
 
 def reference_pages() -> list[Path]:
     """The README and docs/*.md. The workshop's pages (docs/workshop/) also name the files a participant
-    makes in a folder of their own, and tests/test_workshop.py checks them."""
+    makes in a folder of their own, and tests/docs/test_workshop.py checks them."""
     return [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 
@@ -101,7 +104,7 @@ def test_every_file_a_page_names_exists(page: Path) -> None:
     files = repository_files()
     folders = {str(parent) for path in files for parent in Path(path).parents if str(parent) != "."}
     text = page.read_text()
-    # Files a page has its reader write ("Write `tests/structure/greeter.yaml`:", docs/own-app.md).
+    # Files a page has its reader write ("Write `container/structure/greeter.yaml`:", docs/own-app.md).
     written = set(re.findall(r"^Write `([^`]+)`:$", text, re.MULTILINE))
     missing = []
     for span in backticked(text):
@@ -150,7 +153,7 @@ def test_the_practices_page_and_the_mutants_name_the_same_practices() -> None:
     for page in reference_pages():
         for clause in re.findall(r"\bmutants? ([^;|\n]+)", page.read_text()):
             named |= set(re.findall(r"`([^`]+)`", clause))
-    assert named <= set(MUTANTS), f"the docs name mutants tests/test_practices.py lacks: {named - set(MUTANTS)}"
+    assert named <= set(MUTANTS), f"the docs name mutants tests/images/test_practices.py lacks: {named - set(MUTANTS)}"
     unnamed = {practice for practice in MUTANTS if f"`{practice}`" not in practices}
     assert not unnamed, f"docs/practices.md does not say which practice these mutants prove: {unnamed}"
     linted = set(re.findall(r"test_hadolint_fails_without_the_practice\[([^\]]+)\]", practices))
@@ -181,3 +184,103 @@ def test_the_postgres_env_command_writes_a_password_into_a_new_env_file(tmp_path
     shutil.copy(ROOT / "postgres.env.example", tmp_path / "postgres.env.example")
     subprocess.run(["sh", "-ec", command], cwd=tmp_path, check=True)
     assert re.search(r"^POSTGRES_PASSWORD=[0-9a-f]{32}$", (tmp_path / ".env").read_text(), re.M)
+
+
+# Files whose comments name repository paths: the manifests, the Swarm stack, compose, the
+# Dockerfiles, the container's own files and CI. A path there is a pointer a reader follows.
+# (fnmatch: `*` crosses folders, so "container/*" is every file under container/.)
+COMMENTED = ["deploy/*.yaml", "compose*.yaml", "Dockerfile.*", "container/*", ".github/*"]
+# tests/..., shortener_app/..., container/..., deploy/..., docs/...; not inside a longer path or URL.
+REPO_PATH = re.compile(r"(?<![\w./-])(?:tests|shortener_app|container|deploy|docs)/[\w./*-]*")
+
+
+def comments(path: Path) -> str:
+    """The prose of a file: a Markdown page whole, a Python file's comments and docstrings, and
+    everything after a `#` that starts a comment elsewhere (YAML, nginx, Dockerfile, shell)."""
+    text = path.read_text()
+    if path.suffix == ".md":
+        return text
+    if path.suffix == ".py":
+        tokens = tokenize.generate_tokens(io.StringIO(text).readline)
+        found = [token.string for token in tokens if token.type == tokenize.COMMENT]
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                found.append(ast.get_docstring(node) or "")
+        return "\n".join(found)
+    return "\n".join(m.group(1) for m in re.finditer(r"(?:^|\s)#(.*)$", text, flags=re.MULTILINE))
+
+
+def paths_named_in_comments() -> dict[str, list[str]]:
+    named = {}
+    for file in repository_files():
+        if any(fnmatch.fnmatch(file, pattern) for pattern in COMMENTED):
+            found = [m.group(0).rstrip(".,:;)") for m in REPO_PATH.finditer(comments(ROOT / file))]
+            named[file] = sorted({name.split("#")[0] for name in found})
+    return named
+
+
+def test_every_repository_path_a_comment_names_exists() -> None:
+    """A test moved (tests/test_swarm.py to tests/deploy/) leaves the comments that named it pointing at nothing."""
+    files = repository_files()
+    existing = set(files) | {str(parent) for path in files for parent in Path(path).parents}
+    named = paths_named_in_comments()
+    assert "tests/deploy/test_kubernetes.py" in named["deploy/kubernetes/kustomization.yaml"], "no comment read"
+    missing = [
+        f"{file}: {name}"
+        for file, names in named.items()
+        for name in names
+        if not any(fnmatch.fnmatch(path, name.rstrip("/")) for path in existing)
+    ]
+    assert not missing, "comments name paths this repository does not have:\n" + "\n".join(missing)
+
+
+THIS_RELEASE = re.compile(r"This code is release (\d+\.\d+\.\d+)")
+RELEASE = re.compile(r"\brelease (\d+\.\d+\.\d+)")
+
+
+def version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def test_the_version_in_the_code_is_the_release_the_docs_describe() -> None:
+    """docs/app.md says which release this code is; the app's `version` (on /about, in the OpenAPI
+    schema) is that one, and every other release the docs, tests and code name is an older one."""
+    from shortener_app.main import create_app
+
+    stated = {str(page.relative_to(ROOT)): THIS_RELEASE.findall(page.read_text()) for page in pages()}
+    stated = {page: found for page, found in stated.items() if found}
+    assert list(stated) == ["docs/app.md"] and len(stated["docs/app.md"]) == 1, (
+        f"docs/app.md, and only it, says once 'This code is release X.Y.Z': {stated or 'no page does'}"
+    )
+    [this] = stated["docs/app.md"]
+    assert create_app().version == this, f"main.py says {create_app().version}, docs/app.md release {this}"
+    texts = [*pages(), *sorted((ROOT / "tests").rglob("*.py")), *sorted((ROOT / "shortener_app").rglob("*.py"))]
+    newer = [
+        f"{path.relative_to(ROOT)}: release {named}"
+        for path in texts
+        for named in RELEASE.findall(THIS_RELEASE.sub("", path.read_text()))
+        if version(named) >= version(this)
+    ]
+    assert not newer, f"this code is release {this}; these name it or a later one as another release: {newer}"
+
+
+def test_the_reserved_keys_the_docs_list_are_the_codes() -> None:
+    from shortener_app.validation import RESERVED_KEYS
+
+    app = " ".join((ROOT / "docs" / "app.md").read_text().split())
+    listed = re.search(r"not one of the reserved words \(([^)]*)\)", app)
+    assert listed, "docs/app.md no longer lists the reserved words"
+    assert set(re.findall(r"`([^`]+)`", listed.group(1))) == set(RESERVED_KEYS)
+
+
+@pytest.mark.parametrize("page", reference_pages(), ids=lambda page: str(page.relative_to(ROOT)))
+def test_every_health_body_a_page_shows_has_the_apps_fields(page: Path) -> None:
+    from shortener_app.schemas import Health
+
+    wrong = []
+    for body in re.findall(r'\{"status"[^{}]*\}', page.read_text()):
+        # Either JSON as the app sends it or the list of its names: {"status", "database", ...}.
+        names = re.findall(r'"(\w+)"\s*:', body) if ":" in body else re.findall(r'"(\w+)"', body)
+        if set(names) != set(Health.model_fields):
+            wrong.append(body)
+    assert not wrong, f"{page.relative_to(ROOT)}: /health's body has {sorted(Health.model_fields)}, not {wrong}"

@@ -58,7 +58,7 @@ def test_structure_tests_fail_without_the_practice(practice: str, docker_engine:
     if reason := base_available("slim"):
         pytest.skip(reason)
     edits, failing_check = MUTANTS[practice]
-    dockerfile = mutate(IMAGES["slim"], edits, f"MUTANTS[{practice!r}] in tests/test_practices.py")
+    dockerfile = mutate(IMAGES["slim"], edits, f"MUTANTS[{practice!r}] in tests/images/test_practices.py")
     configs = [APP_FACTS] if practice in APP_CHOICES else practice_configs("slim")
     tag = "shortener-mutant:" + "".join(c if c.isalnum() else "-" for c in practice.lower())
     try:
@@ -127,7 +127,7 @@ LINT_MUTANTS = {
 def test_hadolint_fails_without_the_practice(practice: str, tmp_path: Path) -> None:
     original, replacement, rule = LINT_MUTANTS[practice]
     mutant = tmp_path / "Dockerfile"
-    where = f"LINT_MUTANTS[{practice!r}] in tests/test_practices.py"
+    where = f"LINT_MUTANTS[{practice!r}] in tests/images/test_practices.py"
     mutant.write_text(mutate(IMAGES["slim"], {original: replacement}, where))
     result = subprocess.run([tool("hadolint"), "--no-color", "--config", HADOLINT, str(mutant)],
                             capture_output=True, text=True, check=False)  # fmt: skip
@@ -137,7 +137,7 @@ def test_hadolint_fails_without_the_practice(practice: str, tmp_path: Path) -> N
 @pytest.mark.parametrize("practice", MUTANTS)
 def test_every_mutant_still_finds_its_text_in_the_dockerfile(practice: str) -> None:
     """Without an engine too: a reworded Dockerfile fails here first, saying which mutant to update."""
-    mutate(IMAGES["slim"], MUTANTS[practice][0], f"MUTANTS[{practice!r}] in tests/test_practices.py")
+    mutate(IMAGES["slim"], MUTANTS[practice][0], f"MUTANTS[{practice!r}] in tests/images/test_practices.py")
 
 
 def test_a_reworded_dockerfile_names_the_mutant_to_update() -> None:

@@ -1,6 +1,6 @@
 """The lock's wheels for every platform the images target, checked below the image.
 
-The images are built here for linux/amd64 and linux/arm64 on Debian (tests/test_images.py), but
+The images are built here for linux/amd64 and linux/arm64 on Debian (tests/images/test_images.py), but
 no Alpine base can be had without a registry. So what the images rely on is checked on the wheels
 themselves, for glibc (manylinux: Dockerfile.slim) and musl (musllinux: Dockerfile.alpine), each on
 x86_64 and aarch64: every pin has a wheel, the wheels match the lock's hashes, and the Dockerfile's own
