@@ -2,6 +2,7 @@
 the data release 1.0.0 wrote by `docker compose up` of the new code."""
 
 import os
+import re
 import shutil
 import subprocess
 import uuid
@@ -54,6 +55,19 @@ def test_only_the_proxy_is_published_loopback_only_and_the_app_is_hardened() -> 
     assert app["restart"] == "unless-stopped"
     grace = int(app["stop_grace_period"].rstrip("s"))
     assert grace > 5, "the stop grace period must outlast uvicorn's 5 s graceful shutdown"
+
+
+def test_the_env_command_makes_a_password_once_and_keeps_it_when_run_again(tmp_path: Path) -> None:
+    """The command postgres.env.example gives, run twice as a user would: the second run must not
+    replace the password the pgdata volume was made with. Before: it wrote a new one every time."""
+    (line,) = [line for line in (ROOT / "postgres.env.example").read_text().splitlines() if "> .env" in line]
+    shutil.copy(ROOT / "postgres.env.example", tmp_path / "postgres.env.example")
+    passwords = []
+    for _ in range(2):
+        subprocess.run(["sh", "-c", line.lstrip("# ")], cwd=tmp_path, check=True)
+        passwords.append(re.search(r"^POSTGRES_PASSWORD=(.*)$", (tmp_path / ".env").read_text(), re.MULTILINE)[1])
+    assert re.fullmatch(r"[0-9a-f]{32}", passwords[0]), passwords
+    assert passwords[1] == passwords[0], "running the command again replaced the password"
 
 
 def test_postgres_env_example_switches_the_app_to_postgres(tmp_path: Path) -> None:
