@@ -5,6 +5,8 @@ import os
 import re
 import shutil
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +15,7 @@ import httpx
 import pytest
 
 from tests.helpers.engine import base_available, docker, present_or_pulled
+from tests.helpers.faults import note
 from tests.helpers.release import assert_served_as_before, export_release_1, fill
 from tests.helpers.repo import ROOT, working_copy
 from tests.helpers.required import unavailable
@@ -202,6 +205,57 @@ def test_the_postgres_profile_from_the_env_example_runs_the_app_on_postgres_and_
     with httpx.Client(base_url=url) as client:
         assert client.get(admin).json()["clicks"] == 1, "the data in PostgreSQL did not survive down + up"
         assert client.get(f"/{link['key']}").status_code == 307
+
+
+def test_a_paused_postgresql_gets_json_503s_within_the_request_timeout_and_no_late_write(
+    postgres_demo: tuple[Path, str, dict[str, str]],
+) -> None:
+    """`docker pause` on the postgres service of the demo stack, through the front door: creates (custom
+    keys) and an uncached redirect get the app's JSON 503 within REQUEST_TIMEOUT_SECONDS (10 s), long
+    before the door's 30 s; a cached redirect goes on; after `docker unpause`, no link exists whose
+    client got the 503. Before: every one hung until the door's 504 at 30 s, and then committed."""
+    repo, url, env = postgres_demo
+    compose("up", "-d", "--build", "--wait", env=env, cwd=repo)
+    with httpx.Client(base_url=url, timeout=10) as client:
+        cached = client.post("/url", json={"target_url": "https://example.com/cached"}).json()["key"]
+        uncached = client.post("/url", json={"target_url": "https://example.com/uncached"}).json()["key"]
+        assert client.get(f"/{cached}").status_code == 307  # now in the app's cache
+    keys = [f"paused-db-{n}" for n in range(3)]
+    requests = [("POST", "/url", {"target_url": "https://example.com/", "key": key}) for key in keys]
+    requests += [("GET", f"/{uncached}", None)]
+    answers: list[tuple[float, httpx.Response]] = []
+
+    def ask(method: str, path: str, body: dict | None) -> None:
+        started = time.monotonic()
+        answer = httpx.request(method, f"{url}{path}", json=body, timeout=45)
+        answers.append((time.monotonic() - started, answer))
+
+    postgres = compose("ps", "-q", "postgres", env=env, cwd=repo).strip()
+    docker("pause", postgres)
+    try:
+        threads = [threading.Thread(target=ask, args=request) for request in requests]
+        for thread in threads:
+            thread.start()
+        from_cache = httpx.get(f"{url}/{cached}", timeout=10).status_code
+        for thread in threads:
+            thread.join(50)
+    finally:
+        docker("unpause", postgres)
+    deadline = time.monotonic() + 30
+    with httpx.Client(base_url=url, timeout=10) as client:
+        while client.get("/health").status_code != 200:
+            assert time.monotonic() < deadline, "/health not 200 after the unpause"
+            time.sleep(0.2)
+        created = {key: client.get(f"/{key}").status_code for key in keys}
+    slowest = max(took for took, _ in answers)
+    note(f"paused PostgreSQL: {sorted(a.status_code for _, a in answers)}, slowest {slowest:.1f} s")
+    assert len(answers) == len(requests)
+    for _took, answer in answers:
+        assert answer.status_code == 503 and answer.headers["retry-after"], answer.text
+        assert answer.json()["detail"], answer.text
+    assert slowest < 25, f"an answer took {slowest:.1f} s: the door's 30 s, not the app's 10 s"
+    assert from_cache == 307, "a cached redirect needs no database"
+    assert set(created.values()) == {404}, f"links whose clients got a 503 exist after the unpause: {created}"
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
