@@ -147,6 +147,25 @@ def api_docs_operations(docs_url: str, executable: str) -> tuple[int, str]:
             browser.close()
 
 
+def redoc_under_the_csp(redoc_url: str, executable: str) -> tuple[int, list[str]]:
+    """Open ReDoc under the CSP; the operations it renders, and each thing the browser refused."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page()
+            violations: list[str] = []
+            enforce_csp(page, redoc_url.rsplit("/", 1)[0], violations)
+            page.goto(redoc_url)
+            operations = page.locator("[data-section-id^='operation/']")
+            operations.first.wait_for(timeout=15_000)
+            page.wait_for_load_state("networkidle")
+            return operations.count(), violations
+        finally:
+            browser.close()
+
+
 def shorten_with_an_expiry(page_url: str, target: str, executable: str, local_time: str, timezone: str) -> dict:
     """Fill the page's expiry field in the visitor's time zone: first a past time (refused), then
     `local_time`; return what the page and the admin page showed, and what the API stored."""
