@@ -6,6 +6,7 @@ NaN, Infinity and 1e400 as floats and keeps lone surrogates, and FastAPI's 422 h
 to encode the input it echoes. The host spellings and characters go through the app in process.
 """
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,6 +105,63 @@ def test_a_thousand_non_finite_bodies_add_one_short_log_line_each(server: Server
     assert statuses == {422}
     assert added_lines == 1000 and "Traceback" not in server.output()
     assert added_bytes < 1000 * 120
+
+
+# Requests uvicorn itself refuses before any app sees them; nginx passes both on. Before: text/plain.
+UNPARSABLE = {
+    "a control byte in a header value": b"GET /health HTTP/1.1\r\nHost: a\r\nX-A: a\x01b\r\n\r\n",
+    "a raw byte that is not ASCII in the path": b"GET /\xff HTTP/1.1\r\nHost: a\r\n\r\n",
+    "a header with no colon": b"GET /health HTTP/1.1\r\nHost: a\r\nno colon here\r\n\r\n",
+}
+
+
+def raw_exchange(url: str, request: bytes) -> httpx.Response:
+    """One request written byte for byte (no client would send it), the answer read until close."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = [tuple(line.split(": ", 1)) for line in header_lines]
+    return httpx.Response(int(status_line.split()[1]), headers=headers, content=body)
+
+
+@pytest.mark.parametrize("name", UNPARSABLE)
+def test_a_request_the_server_cannot_parse_gets_a_json_400(server: Server, name: str) -> None:
+    response = raw_exchange(server.url, UNPARSABLE[name])
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == JSON, response.headers
+    assert response.json()["detail"], response.text
+
+
+def test_uvicorns_other_protocol_h11_refuses_in_json_too(tmp_path: Path) -> None:
+    """The image's uvicorn parses with httptools; `--http h11` (uvicorn without its extras) is the other."""
+    env = {"DB_URL": f"sqlite:///{tmp_path}/shortener.db"}
+    with uvicorn_server(env, tmp_path / "server.log", *image_server_flags(), "--http", "h11") as h11:
+        response = raw_exchange(h11.url, UNPARSABLE["a header with no colon"])
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"] == JSON, response.headers
+
+
+def test_a_request_over_the_servers_connection_limit_gets_a_json_503(tmp_path: Path) -> None:
+    """The image allows 500 (`--limit-concurrency`); here 2, held by two idle connections."""
+    env = {"DB_URL": f"sqlite:///{tmp_path}/shortener.db"}
+    flags = image_server_flags()
+    flags[flags.index("--limit-concurrency") + 1] = "2"
+    with uvicorn_server(env, tmp_path / "server.log", *flags) as limited:
+        host, port = limited.url.removeprefix("http://").split(":")
+        held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(2)]
+        try:
+            response = raw_exchange(limited.url, b"GET /health HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        finally:
+            for sock in held:
+                sock.close()
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == JSON, response.headers
+    assert response.json()["detail"], response.text
 
 
 # --- Hosts as a browser reads them, and characters that render as nothing (in process) ---
