@@ -191,6 +191,14 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     _group_seconds[_group(report.nodeid)] = _group_seconds.get(_group(report.nodeid), 0.0) + report.duration
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """At the end, each folder's test time (summed over workers: it is the time the start will quote)."""
+    if not hasattr(terminalreporter.config, "workerinput") and _group_seconds:
+        terminalreporter.section("test time per folder")
+        for group, seconds in sorted(_group_seconds.items()):
+            terminalreporter.write_line(f"{group}: {seconds:,.0f} s ({seconds / 60:.1f} min)")
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     cache = getattr(session.config, "cache", None)
     if cache and not hasattr(session.config, "workerinput") and _group_seconds:

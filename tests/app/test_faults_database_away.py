@@ -6,8 +6,6 @@ so an app crash during a database outage became a crash loop, with Docker's back
 outage once the database was back. A database that answers with no schema is still refused.
 """
 
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,16 +14,10 @@ import pytest
 from tests.app.test_faults_health import env_for
 from tests.helpers.faults import OwnPostgres
 from tests.helpers.server import image_server_flags, run_migrate_step, uvicorn_server
+from tests.helpers.waits import until
 
 # How long the app may take to notice the database is back (it asks every second).
 NOTICE_BOUND_SECONDS = 20
-
-
-def until(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
 
 
 def test_the_app_starts_without_its_database_and_serves_it_once_it_is_back(tmp_path: Path) -> None:

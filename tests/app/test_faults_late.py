@@ -21,7 +21,7 @@ import pytest
 
 from tests.app.test_faults_health import env_for
 from tests.helpers.faults import OwnPostgres, note
-from tests.helpers.server import Server, image_server_flags, uvicorn_server
+from tests.helpers.server import Server, image_server_flags, uvicorn_server, wait_until_healthy
 
 TIMEOUT = 3
 # The answer comes at the deadline; this bounds "within a few seconds" on a loaded machine.
@@ -77,7 +77,7 @@ def test_a_frozen_postgresql_gets_json_503s_in_seconds_and_no_write_lands_after_
             from_cache = [httpx.get(f"{server.url}/{cached['key']}", timeout=5).status_code for _ in range(IN_FLIGHT)]
         finally:
             postgres.thaw()
-        wait_for_health(server)
+        wait_until_healthy(server.url, 15)
         created = {key: httpx.get(f"{server.url}/{key}").status_code for key in keys}
         counted = clicks(server, uncached["admin_url"].rsplit("/", 1)[1])
         retried = httpx.post(f"{server.url}/url", json={"target_url": "https://example.com/", "key": keys[0]})
@@ -88,13 +88,6 @@ def test_a_frozen_postgresql_gets_json_503s_in_seconds_and_no_write_lands_after_
     # The uncached link's only GETs were the refused ones (and the admin reads, which count none).
     assert counted == 0, f"{counted} clicks counted for redirects never sent"
     assert retried.status_code == 201, "a client's retry of a refused create succeeds"
-
-
-def wait_for_health(server: Server, seconds: float = 15) -> None:
-    deadline = time.monotonic() + seconds
-    while httpx.get(f"{server.url}/health", timeout=5).status_code != 200:
-        assert time.monotonic() < deadline, "/health not 200 after the thaw"
-        time.sleep(0.2)
 
 
 def test_requests_that_waited_past_their_deadline_in_a_frozen_app_write_nothing_and_count_no_click(
