@@ -241,7 +241,9 @@ def test_the_front_door_is_the_compose_proxy_with_its_own_files_and_the_only_way
     door = rendered["front-door/Deployment"]["spec"]["template"]["spec"]
     (nginx,) = door["containers"]
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]["proxy"]
-    assert (nginx["image"], nginx["command"]) == (compose["image"], compose["command"]), "not compose's front door"
+    assert (nginx["image"], nginx["command"]) == (compose["image"], compose["command"]), (
+        "not compose's front door (Dependabot bumps the two nginx tags in two pull requests: merge them together)"
+    )
     volumes = {volume["name"]: volume for volume in door["volumes"]}
     mounts = {mount["mountPath"]: volumes[mount["name"]] for mount in nginx["volumeMounts"]}
     assert mounts["/etc/nginx/proxy"]["configMap"]["name"] == rendered["front-door/ConfigMap"]["metadata"]["name"]

@@ -107,7 +107,8 @@ def test_dependabot_updates_the_base_images_the_locks_and_the_actions_weekly() -
     updates = {update["package-ecosystem"]: update for update in yaml.safe_load(DEPENDABOT.read_text())["updates"]}
     assert sorted(updates) == ["docker", "docker-compose", "github-actions", "pip"]
     assert all(update["schedule"]["interval"] == "weekly" for update in updates.values())
-    assert all(update["directory"] == "/" for name, update in updates.items() if name != "docker-compose")
+    assert all(update["directory"] == "/" for name, update in updates.items() if name in ("pip", "github-actions"))
+    assert "/" in updates["docker"]["directories"]
     # Dependabot's docker updater reads the files in that directory whose name contains "dockerfile".
     assert {path.name for path in ROOT.iterdir() if "dockerfile" in path.name.lower()} == set(DOCKERFILES)
     # Its pip updater re-pins a compiled file with uv, the same way, when the header shows uv's command.
@@ -130,3 +131,9 @@ def test_dependabot_updates_every_image_a_compose_or_stack_file_names() -> None:
     unread = [str(path) for path in naming
               if not (COMPOSE_FILE_NAME.search(path.name) and str(path.parent).strip(".") in directories)]  # fmt: skip
     assert unread == [], f"Dependabot updates no image in {unread}"
+    # Kubernetes manifests: the docker updater reads tagged images in the folders it lists. Before,
+    # deploy/kubernetes/front-door.yaml's nginx was in none.
+    docker_folders = {directory.strip("/") for directory in updates["docker"]["directories"]}
+    tagged = {str(Path(name).parent) for name in tracked if name.startswith("deploy/kubernetes/")
+              and re.search(r"^\s+image:\s*[\w./-]+:[\w.-]+\s*$", (ROOT / name).read_text(), re.MULTILINE)}  # fmt: skip
+    assert tagged and tagged <= docker_folders, f"Dependabot updates no image in {sorted(tagged - docker_folders)}"
