@@ -24,12 +24,19 @@ from tests.helpers.server import free_port
 pytestmark = pytest.mark.docker
 
 
+# The oldest Compose the compose files work with: compose.tls.yaml's `!override` came in 2.24.4
+# (docs/compose.md; the workshop's pre-flight asks for the same).
+COMPOSE_MINIMUM = (2, 24, 4)
+
+
 def require_compose() -> None:
-    if (
-        shutil.which("docker") is None
-        or subprocess.run(["docker", "compose", "version"], capture_output=True).returncode
-    ):
+    version = subprocess.run(["docker", "compose", "version", "--short"], capture_output=True, text=True, check=False)
+    if shutil.which("docker") is None or version.returncode:
         unavailable("docker compose is not installed (.ci/install-docker-tools)", "REQUIRE_DOCKER")
+    have = tuple(int(re.match(r"\d*", part)[0] or 0) for part in version.stdout.strip().lstrip("v").split(".")[:3])
+    if have < COMPOSE_MINIMUM:
+        unavailable(f"Docker Compose {version.stdout.strip()} is older than {'.'.join(map(str, COMPOSE_MINIMUM))}, "
+                    "the oldest these compose files work with (docs/compose.md)", "REQUIRE_DOCKER")  # fmt: skip
 
 
 def compose(*args: str, env: dict[str, str] | None = None, project: str | None = None, cwd: Path = ROOT) -> str:
@@ -58,6 +65,48 @@ def test_only_the_proxy_is_published_loopback_only_and_the_app_is_hardened() -> 
     assert app["restart"] == "unless-stopped"
     grace = int(app["stop_grace_period"].rstrip("s"))
     assert grace > 5, "the stop grace period must outlast uvicorn's 5 s graceful shutdown"
+
+
+def tmpfs_sizes(compose_file: Path) -> dict[str, list[str | int | None]]:
+    """Each service's tmpfs mounts and their sizes (None: no size, so bounded only by the host's RAM)."""
+    import yaml
+
+    class ComposeLoader(yaml.SafeLoader):
+        """Compose's merge tags (!override, !reset) read as the value they tag."""
+
+    def untagged(loader: yaml.SafeLoader, node: yaml.Node) -> object:
+        if isinstance(node, yaml.MappingNode):
+            return loader.construct_mapping(node, deep=True)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node, deep=True)
+        return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+    for tag in ("!override", "!reset"):
+        ComposeLoader.add_constructor(tag, untagged)
+    sizes: dict[str, list[str | int | None]] = {}
+    document = yaml.load(compose_file.read_text(), ComposeLoader)  # noqa: S506 - a SafeLoader, two tags added
+    for name, service in (document.get("services") or {}).items():
+        found: list[str | int | None] = []
+        for entry in service.get("tmpfs") or []:  # short syntax: "/tmp:size=64m"
+            options = entry.partition(":")[2].split(",")
+            found.append(next((option.removeprefix("size=") for option in options if "size=" in option), None))
+        for mount in service.get("volumes") or []:  # long syntax: type tmpfs, tmpfs.size
+            if isinstance(mount, dict) and mount.get("type") == "tmpfs":
+                found.append((mount.get("tmpfs") or {}).get("size"))
+        if found:
+            sizes[name] = found
+    return sizes
+
+
+def test_every_tmpfs_of_every_compose_and_stack_file_has_a_size() -> None:
+    """A tmpfs is RAM: without a size, 100 slow readers of a large file through the proxy put 142 MB
+    into its /tmp (the hostile run). The demo's, the TLS profile's and the Swarm stack's files."""
+    files = [ROOT / "compose.yaml", ROOT / "compose.tls.yaml", ROOT / "deploy" / "swarm" / "compose.yaml"]
+    sizes = {str(path.relative_to(ROOT)): tmpfs_sizes(path) for path in files}
+    assert sizes["compose.yaml"].keys() >= {"app", "proxy"} and sizes["deploy/swarm/compose.yaml"].keys() >= {
+        "app", "lb"}, sizes  # fmt: skip
+    unbounded = {file: service for file, found in sizes.items() for service, mounts in found.items() if None in mounts}
+    assert unbounded == {}, f"tmpfs with no size: {unbounded}"
 
 
 def test_the_env_command_makes_a_password_once_and_keeps_it_when_run_again(tmp_path: Path) -> None:
