@@ -1,5 +1,6 @@
 """container-structure-test: the practice configs any app keeps (container/structure/), and this app's facts."""
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -13,6 +14,7 @@ APP_FACTS = ROOT / "tests" / "images" / "shortener.yaml"
 # 6 s. The arm64 slim run's 27 tests took 4 min alone and over 10 min beside three other test files
 # on two cores (CI, 2026-12-07).
 TIMEOUT = {True: 600, False: 1800}
+ANONYMOUS = re.compile(r"[0-9a-f]{64}")
 
 
 def practice_configs(flavour: str) -> list[Path]:
@@ -45,6 +47,10 @@ def structure_test(
             result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=timeout)
         return result
     finally:
-        left = set(docker("volume", "ls", "-q", "--filter", "dangling=true").split()) - before
+        # Only anonymous volumes (a 64-hex name: the image's VOLUME /data in each check's container).
+        # A named one left dangling meanwhile is another test's, between two of its own runs: CI's
+        # fresh run of 2026-12-08 lost workshop step 6's `workshop-data` this way.
+        dangling = docker("volume", "ls", "-q", "--filter", "dangling=true").split()
+        left = {name for name in dangling if ANONYMOUS.fullmatch(name)} - before
         if left:
             docker("volume", "rm", *sorted(left), check=False)
