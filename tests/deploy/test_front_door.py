@@ -149,9 +149,12 @@ def test_every_answer_carries_the_security_headers_and_refusals_are_json(stack: 
             ),
             "header over 8 KiB": client.get("/x", headers={"X-Big": "a" * 9_000}),
             "request line over 8 KiB": client.get("/" + "a" * 9_000),
+            # A prefix location ending in a slash made nginx answer this with its own 301 to the Host given.
+            "admin without its slash": client.get("/admin", headers={"Host": "evil.example"}),
         }
     _, garbage = exchange(stack.port, b"NOT HTTP AT ALL\r\n\r\n")
-    raw = {  # refused by nginx before any location: each must still be the app's JSON shape
+    raw = {  # refused by nginx before any location, or passed on and refused by uvicorn: all the JSON shape
+        400: b"GET /x HTTP/1.1\r\nHost: a\r\nX-A: a\x01b\r\nConnection: close\r\n\r\n",
         405: b"TRACE / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
         501: b"POST /url HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n",
         505: b"GET / HTTP/2.0\r\nHost: a\r\n\r\n",
@@ -166,6 +169,9 @@ def test_every_answer_carries_the_security_headers_and_refusals_are_json(stack: 
     assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp.split("script-src")[1].split(";")[0]
     assert "frame-ancestors 'none'" in csp and answers["page"].headers["x-content-type-options"] == "nosniff"
     assert admin.headers["cache-control"] == "no-store", "an admin answer may be kept by a cache"
+    slashless = answers["admin without its slash"]
+    assert slashless.status_code == 404 and "location" not in slashless.headers, (slashless, slashless.headers)
+    assert slashless.headers["content-type"] == "application/json", slashless.text
     refusals = {"body over 16 KiB": 413, "header over 8 KiB": 431, "request line over 8 KiB": 414}
     for name, status in refusals.items():
         response = answers[name]
@@ -489,7 +495,7 @@ def test_no_admin_secret_reaches_any_log_line_of_any_container(stack: Stack) -> 
     assert "/admin/<redacted>" in logs["proxy"], "the proxy does not log admin requests at all"
 
 
-PATHS = ("/", "/url", "/health", "/about", "/admin/no-such-secret", "/NoSuchKey", "/static/app.js", "/docs")
+PATHS = ("/", "/url", "/health", "/about", "/admin", "/admin/no-such-secret", "/NoSuchKey", "/static/app.js", "/docs")
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 
