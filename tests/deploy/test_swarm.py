@@ -30,6 +30,7 @@ from tests.helpers.release import assert_served_as_before, export_release_1, fil
 from tests.helpers.repo import ROOT, with_code_change, working_copy
 from tests.helpers.required import unavailable
 from tests.helpers.server import free_port
+from tests.helpers.waits import settled
 
 pytestmark = pytest.mark.docker
 
@@ -39,6 +40,8 @@ NGINX = "nginx:1.30-trixie"
 # two cores CI saw 55 s (2026-12-07). The load under a rollout runs until the rollout ends (stop_wrk).
 ROLLOUT_DEADLINE = 180
 CONNECTIONS = 16
+# Each replica flushes its clicks every second; a bound on when the last flush has landed, not a wait.
+FLUSHED_WITHIN = 15
 # wrk counts each answer by status; done() adds the threads' counts up and prints one JSON line.
 COUNTING = """
 local threads = {}
@@ -289,8 +292,9 @@ def test_three_replicas_survive_a_crash_and_a_rollout_under_load_and_count_every
     images = stack.running_images()
 
     memory = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", *stack.app_containers()).splitlines()
-    time.sleep(3)  # every replica flushes its clicks each second
-    clicks = stack.clicks()
+    # Every replica flushes its clicks each second: wait until the phases that lost none are all in.
+    clicks = settled(stack.clicks, lambda counted: counted[keys[0]] >= one.redirects + three.redirects
+                     and counted[keys[2]] >= updated.redirects, FLUSHED_WITHIN)  # fmt: skip
     report = {
         "redirects/s, 1 replica": round(one.per_second),
         "redirects/s, 3 replicas": round(three.per_second),
@@ -410,8 +414,8 @@ def test_release_1s_stack_is_upgraded_to_this_one_under_load_with_no_failed_requ
         migrate_log = docker("service", "logs", "--raw", f"{name}_migrate", check=False)
         tasks = docker("service", "ps", "--format", "{{.Image}} {{.DesiredState}} {{.CurrentState}} {{.Error}}",
                        f"{name}_app").splitlines()  # fmt: skip
-        time.sleep(3)  # every replica flushes its clicks each second
-        clicks = upgrade.clicks()[key]
+        # Every replica flushes its clicks each second.
+        clicks = settled(upgrade.clicks, lambda counted: counted[key] >= updated.redirects, FLUSHED_WITHIN)[key]
         print("\nupgrade release 1.0.0 -> this release:", json.dumps(  # noqa: T201
             {"answered": updated.redirects, "failed": updated.failed, "clicks": clicks,
              "seconds": round(rolled_in, 1), "errors": updated.__dict__, "app tasks": tasks}, indent=1))  # fmt: skip
