@@ -183,6 +183,30 @@ def test_after_the_prefetch_no_step_downloads_what_it_installs(clone: Path) -> N
 
 
 @pytest.mark.docker
+def test_the_preflight_says_ready_after_the_prefetch_and_names_the_steps_a_change_would_make_download(
+    clone: Path,
+) -> None:
+    """Before, it checked only that the bases were here: a prefetch that died at its first pip
+    install, or a .venv made since (steps 1 and 2 send the whole folder to the build), still got
+    "Ready". The control is the same pre-flight on the clone as the prefetch left it."""
+    ready = run(f"bash {PREFLIGHT}", clone)
+    assert ready.returncode == 0 and ready.stdout.rstrip().endswith("Ready for the workshop."), ready.stdout
+    for line in ("the prefetch finished for this commit", "step 01's build comes from the build cache",
+                 "step 02's build comes from the build cache", "a container reaches the package index"):  # fmt: skip
+        assert f"ok       {line}" in ready.stdout, ready.stdout
+    venv = clone / ".venv"
+    venv.mkdir()
+    (venv / "pyvenv.cfg").write_text("home = /usr/bin\n")  # what `make test` makes, in short
+    try:
+        changed = run(f"bash {PREFLIGHT}", clone)
+    finally:
+        shutil.rmtree(venv)
+    assert changed.returncode == 1, changed.stdout
+    for step in ("01", "02"):
+        assert f"MISSING  step {step}'s build in the build cache" in changed.stdout, changed.stdout
+
+
+@pytest.mark.docker
 @pytest.mark.parametrize("name", PAGE_NAMES)
 def test_every_command_on_the_page_prints_what_the_page_shows(name: str, clone: Path) -> None:
     text = (STEPS / name / "README.md").read_text()
@@ -279,24 +303,15 @@ PREFLIGHT = ROOT / "docs" / "workshop" / "preflight"
 RESET = ROOT / "docs" / "workshop" / "reset"
 
 
-@pytest.mark.docker
-def test_the_preflight_passes_on_a_laptop_ready_for_the_workshop(docker_engine: None) -> None:
-    proxy = re.search(r"^\s+image: (nginx:\S+)", (ROOT / "compose.yaml").read_text(), flags=re.MULTILINE)
-    assert proxy, "compose.yaml's front door is no longer nginx: the preflight and prefetch read it so"
-    for base in ("python:3.13", "python:3.13-slim", proxy.group(1)):
-        if not present_or_pulled(base):
-            pytest.skip(f"{base} is not here, so this machine is not ready ({HINTS.get(base, 'docker pull')})")
-    result = run(f"bash {PREFLIGHT}", ROOT)
-    assert result.returncode == 0 and result.stdout.rstrip().endswith("Ready for the workshop."), result.stdout
-
-
 def test_the_preflight_names_an_old_engine_and_a_missing_tool_and_how_to_fix_them(tmp_path: Path) -> None:
-    """A laptop with Docker Engine 24 and no curl: each gets its line and its fix, and the exit says so."""
+    """A laptop with Docker Engine 24, Compose 2.20 and no curl: each gets its line and its fix, and the
+    exit says so."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "docker").write_text('#!/bin/sh\n[ "$1" = version ] && echo 24.0.7 && exit 0\nexit 1\n')
+    (bin_dir / "docker").write_text('#!/bin/sh\n[ "$1" = version ] && echo 24.0.7 && exit 0\n'
+                                    '[ "$1 $2" = "compose version" ] && echo 2.20.2 && exit 0\nexit 1\n')  # fmt: skip
     (bin_dir / "docker").chmod(0o755)
-    for tool_name in ("git", "uname", "awk", "printf"):  # what the script may use, but not curl
+    for tool_name in ("git", "uname", "awk", "printf", "cksum", "cut"):  # what the script may use, but not curl
         found = subprocess.run(["sh", "-c", f"command -v {tool_name}"], capture_output=True, text=True).stdout.strip()
         if found.startswith("/"):
             (bin_dir / tool_name).symlink_to(found)
@@ -305,7 +320,18 @@ def test_the_preflight_names_an_old_engine_and_a_missing_tool_and_how_to_fix_the
     assert result.returncode == 1, result.stdout + result.stderr
     assert "MISSING  curl" in result.stdout
     assert "MISSING  Docker Engine 25 or later (this is 24.0.7)" in result.stdout
+    assert "MISSING  a finished prefetch in this folder" in result.stdout, "no record of a prefetch here"
+    assert "MISSING  Docker Compose 2.24.4 or later (this is 2.20.2)" in result.stdout
     assert "to fix before the workshop" in result.stdout
+
+
+def test_the_preflight_and_the_tests_ask_for_the_compose_version_docs_compose_md_names() -> None:
+    from tests.deploy.test_compose import COMPOSE_MINIMUM
+
+    stated = re.search(r"Docker Compose (\d+\.\d+\.\d+) or later", (ROOT / "docs" / "compose.md").read_text())
+    preflight = re.search(r"^\s*compose_minimum=(\S+)$", PREFLIGHT.read_text(), re.MULTILINE)
+    assert stated and preflight, "docs/compose.md or the pre-flight no longer names the minimum"
+    assert stated[1] == preflight[1] == ".".join(map(str, COMPOSE_MINIMUM))
 
 
 @pytest.mark.docker
