@@ -130,8 +130,9 @@ def shorten_and_follow(page_url: str, target: str, executable: str, *, csp: bool
             browser.close()
 
 
-def api_docs_operations(docs_url: str, executable: str) -> tuple[int, str]:
-    """Open Swagger UI under the CSP; the operations it renders from /openapi.json, and what it refused."""
+def rendered_under_the_csp(url: str, executable: str, selector: str) -> tuple[int, list[str]]:
+    """Open an API docs page (Swagger UI, ReDoc) under the CSP; how many `selector` elements it
+    renders from /openapi.json (one per operation), and each thing the browser refused."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -139,29 +140,12 @@ def api_docs_operations(docs_url: str, executable: str) -> tuple[int, str]:
         try:
             page = browser.new_page()
             violations: list[str] = []
-            enforce_csp(page, docs_url.rsplit("/", 1)[0], violations)
-            page.goto(docs_url)
-            page.locator(".opblock").first.wait_for(timeout=15_000)
-            return page.locator(".opblock").count(), "\n".join(violations)
-        finally:
-            browser.close()
-
-
-def redoc_under_the_csp(redoc_url: str, executable: str) -> tuple[int, list[str]]:
-    """Open ReDoc under the CSP; the operations it renders, and each thing the browser refused."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        try:
-            page = browser.new_page()
-            violations: list[str] = []
-            enforce_csp(page, redoc_url.rsplit("/", 1)[0], violations)
-            page.goto(redoc_url)
-            operations = page.locator("[data-section-id^='operation/']")
-            operations.first.wait_for(timeout=15_000)
+            enforce_csp(page, url.rsplit("/", 1)[0], violations)
+            page.goto(url)
+            rendered = page.locator(selector)
+            rendered.first.wait_for(timeout=15_000)
             page.wait_for_load_state("networkidle")
-            return operations.count(), violations
+            return rendered.count(), violations
         finally:
             browser.close()
 
