@@ -5,9 +5,11 @@ import json
 import os
 import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 
 from .dockerfiles import BASES
 from .engine import docker
+from .waits import settled
 
 PLATFORMS = ("linux/amd64", "linux/arm64")
 
@@ -49,6 +51,19 @@ def index_platforms(reference: str) -> set[str]:
     return {f"{m['platform']['os']}/{m['platform']['architecture']}" for m in manifests if "platform" in m}
 
 
+# .ci/run starts the tests while the arm64 Alpine stand-in is still being built (the longest one);
+# it names a file here that it writes once that stand-in is in the registry's index, or has failed.
+PENDING = "STANDIN_PENDING"
+PENDING_SECONDS = 1800
+
+
+def wait_for_a_standin_being_built() -> None:
+    pending = os.environ.get(PENDING)
+    if not pending:
+        return
+    settled(Path(pending).exists, bool, PENDING_SECONDS, every=2)
+
+
 @functools.cache
 def emulated_base(flavour: str, platform: str) -> tuple[str | None, dict[str, str]]:
     """For a platform other than the engine's: (why it cannot be built here, or None; build contexts).
@@ -59,13 +74,15 @@ def emulated_base(flavour: str, platform: str) -> tuple[str | None, dict[str, st
     puts it in the base's place.
     """
     base, index = BASES[flavour], standin_index(flavour)
+    if not {platform, native_platform()} <= index_platforms(index):
+        wait_for_a_standin_being_built()
     if {platform, native_platform()} <= index_platforms(index):
         contexts, run_image = {base: f"docker-image://{index}"}, index
     elif subprocess.run(["docker", "manifest", "inspect", base], capture_output=True, timeout=60).returncode == 0:
         contexts, run_image = {}, base  # a registry answers: the build pulls each platform's own base
     else:
-        maker = ".ci/make-standin-alpine makes linux/amd64 only" if flavour == "alpine" else (
-            f".ci/make-standin-base --platform {platform}, then .ci/standin-registry, serve {index}")  # fmt: skip
+        maker = ".ci/make-standin-alpine" if flavour == "alpine" else ".ci/make-standin-base"
+        maker = f"{maker} --platform {platform}, then .ci/standin-registry, serve {index}"
         return f"no {platform} {base} here and no registry answers; {maker}", {}
     probe = subprocess.run(["docker", "run", "--rm", "--pull", "missing", "--platform", platform,
                             "--entrypoint", "python", run_image, "-c", "import platform; print(platform.machine())"],

@@ -25,7 +25,8 @@ HOW_TO_GET = {
     "REQUIRE_NODE": "install Node.js 18+ with npm (apt-get install nodejs npm), then run make test again",
     "REQUIRE_ACME": "apt-get install pebble certbot (Let's Encrypt's test ACME server and the ACME client)",
     "REQUIRE_AUDIT": "run it where pip-audit's advisory data (PyPI's) answers, as on GitHub's runners",
-    "REQUIRE_ALPINE_ARM64": "run it where a registry serves python:3.13-alpine for linux/arm64, as on GitHub's runners",
+    "REQUIRE_ALPINE_ARM64": "serve python:3.13-alpine for both platforms: .ci/make-standin-alpine --platform "
+    "linux/arm64, then .ci/standin-registry (or a registry that serves the official image, as on GitHub's runners)",
 }
 
 
