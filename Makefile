@@ -162,7 +162,7 @@ lint: $(STAMP) node-tools ## ruff, hadolint, actionlint and the docs checks (lin
 bench: $(STAMP) ## Redirects/s of the app against the framework ceiling (needs wrk), written to docs/redirects-benchmark.md
 	$(BIN)/python bench/redirects.py --output docs/redirects-benchmark.md
 
-compare: $(STAMP) ## Size, layers, build and start times of both images, written to docs/image-comparison.md
+compare: $(STAMP) ## Both images side by side: size, layers, builds, start, stop, memory, redirects/s (docs/image-comparison.md)
 	$(BIN)/python bench/compare_images.py
 
 bench-bytecode: $(STAMP) ## Which bytecode to compile at build: size and start of each rule, written to docs/bytecode-benchmark.md

@@ -1,4 +1,4 @@
-"""Both images side by side: size, layers, waste, build and rebuild time, start, stop, memory.
+"""Both images side by side: size, layers, waste, build and rebuild time, start, stop, memory, redirects/s.
 
     python bench/compare_images.py [--output docs/image-comparison.md]
 
@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import machine  # noqa: E402
+from bench.redirects import Load, wrk  # noqa: E402 - the redirect benchmark's load generator, reused
 from tests.helpers.dockerfiles import BASES, IMAGES, mutate  # noqa: E402 - the tests' helpers, reused
 from tests.helpers.engine import (  # noqa: E402
     HARDENED,
@@ -131,6 +132,53 @@ def start_and_stop(image: str) -> dict[str, Any]:
     return {"answering": answering, "healthy": healthy, "memory": memory, "stop": stop, "exit": exit_code}
 
 
+THROUGHPUT_ROUNDS = 3  # wrk against each image in turn (slim, alpine, slim, ...), so drift hits both
+THROUGHPUT_SECONDS = 5
+THROUGHPUT_CONNECTIONS = 32
+
+
+def redirect_throughput(tags: dict[str, str]) -> dict[str, list[Load]]:
+    """Redirects/s of each image's hardened container, all running at once, loaded by wrk in turn."""
+    started: dict[str, tuple[str, str]] = {}
+    loads: dict[str, list[Load]] = {flavour: [] for flavour in tags}
+    try:
+        for flavour, tag in tags.items():
+            port = free_port()
+            name = f"shortener-compare-load-{port}"
+            docker("run", "--rm", *HARDENED, "-v", f"{name}-data:/data", tag, *MIGRATE)
+            volume, published = f"{name}-data:/data", f"127.0.0.1:{port}:8000"
+            docker("run", "-d", "--name", name, *HARDENED, "-v", volume, "-p", published, tag)
+            started[flavour] = (name, f"http://127.0.0.1:{port}")
+            wait_for_health_status(name)
+        for flavour, (_, url) in started.items():
+            key = httpx.post(f"{url}/url", json={"target_url": "https://example.com/"}, timeout=10).json()["key"]
+            started[flavour] = (started[flavour][0], f"{url}/{key}")
+            wrk(started[flavour][1], 1, THROUGHPUT_CONNECTIONS)  # warm-up, not counted
+        for _ in range(THROUGHPUT_ROUNDS):
+            for flavour, (_, url) in started.items():
+                loads[flavour].append(wrk(url, THROUGHPUT_SECONDS, THROUGHPUT_CONNECTIONS))
+    finally:
+        for name, _ in started.values():
+            docker("rm", "-f", "-v", name, check=False)
+            docker("volume", "rm", "-f", f"{name}-data", check=False)
+    return loads
+
+
+def describe_loads(loads: list[Load], against: list[Load] | None) -> str:
+    rps = statistics.median(load.rps for load in loads)
+    p99 = statistics.median(load.p99_ms for load in loads)
+    errors = sum(load.errors for load in loads)
+    ratio = f", {rps / statistics.median(load.rps for load in against):.2f} of slim's" if against else ""
+    return f"{rps:,.0f}/s (median of {len(loads)}{ratio}), p99 {p99:.1f} ms, {errors} errors"
+
+
+def python_of(base: str) -> str:
+    """The base's CPython: version, C library, and the compiler it was built with."""
+    return docker("run", "--rm", "--network", "none", "--entrypoint", "python", base, "-c",
+                  "import platform, sys; print(sys.version.split()[0], '/', platform.libc_ver()[0] or 'musl', '/',"
+                  " platform.python_compiler())").strip()  # fmt: skip
+
+
 # Variants of the same Dockerfile, measured for their size only: what a choice costs or saves.
 VARIANTS = {
     "our layers, --build-arg WITH_POSTGRES=1": {"args": {"WITH_POSTGRES": "1"}},
@@ -171,6 +219,7 @@ def measure(flavour: str) -> dict[str, object]:
     variants = {name: our_layers_of_variant(flavour, tag, base_size, **variant) for name, variant in VARIANTS.items()}
     return {
         "image": f"{IMAGES[flavour]} on {base}" + (" (stand-in)" if STANDIN_LABEL in labels else ""),
+        "the base's Python (version / C library / compiler)": python_of(base),
         "total size": f"{size / MB:.1f} MB",
         "base size": f"{base_size / MB:.1f} MB",
         "our layers": f"{(size - base_size) / MB:.1f} MB",
@@ -207,7 +256,8 @@ def sizes_per_platform() -> list[str]:
         base_size = int(docker("image", "inspect", "-f", "{{.Size}}", base))
         labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", base)) or {}
         kind = "stand-in" if STANDIN_LABEL in labels else "official"
-        how = "native" if native else "QEMU"
+        cross = "FROM --platform=$BUILDPLATFORM" in (ROOT / IMAGES[flavour]).read_text()
+        how = "native" if native else "cross-built" if cross else "QEMU"
         rows.append(f"| {IMAGES[flavour]} | {target} ({how}) | {base} ({kind}) | {size / MB:.1f} MB | "
                     f"{base_size / MB:.1f} MB | {(size - base_size) / MB:.1f} MB |")  # fmt: skip
     return rows
@@ -226,6 +276,17 @@ def main() -> None:
             continue
         print(f"measuring {IMAGES[flavour]} ...", flush=True)
         columns[flavour] = measure(flavour)
+    if columns:
+        print("loading each image's redirects side by side ...", flush=True)
+        loads = redirect_throughput({flavour: f"shortener-compare:{flavour}" for flavour in columns})
+        for flavour in columns:
+            against = loads["slim"] if flavour != "slim" and "slim" in loads else None
+            columns[flavour]["redirects, wrk 32 connections"] = describe_loads(loads[flavour], against)
+    for flavour in columns:
+        labels = json.loads(docker("image", "inspect", "-f", "{{json .Config.Labels}}", BASES[flavour])) or {}
+        if STANDIN_LABEL in labels:
+            standin = labels[STANDIN_LABEL]
+            notes.append(f"- `{BASES[flavour]}` is an offline stand-in here, not the official image: {standin}.")
     rows = list(next(iter(columns.values())).keys()) if columns else []
     table = ["| | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     table += [f"| {row} | " + " | ".join(str(columns[f][row]) for f in columns) + " |" for row in rows]
@@ -246,15 +307,20 @@ def main() -> None:
         "`shortener_app/routes.py`; start = `docker run -d` of the hardened container, on a volume the "
         "migrate step has just prepared, until `/health` answers "
         "200 on 127.0.0.1, and until the end of Docker's first passing HEALTHCHECK probe (from its health "
-        "log), five fresh containers one after another; idle memory from `docker stats` 3 s after the last start.",
+        "log), five fresh containers one after another; idle memory from `docker stats` 3 s after the last start; "
+        "redirects = wrk, one thread, 32 connections, "
+        f"{THROUGHPUT_SECONDS} s, against one link of each image's hardened container (its access log on, as shipped), "
+        f"both containers up at once and loaded in turn, {THROUGHPUT_ROUNDS} rounds; the stand-ins' notes below say "
+        "how each base differs from the official one, which is what numbers measured on a stand-in can and cannot say.",
         "",
         *notes,
         "",
         "## Size per platform",
         "",
-        "The same Dockerfiles built for each platform they promise; a platform other than the engine's own "
-        "is built under QEMU, on a stand-in base where no registry answers (.ci/make-standin-base "
-        "--platform). Sizes are uncompressed, from `docker image inspect`.",
+        "The same Dockerfiles built for each platform they promise; for a platform other than the engine's own, "
+        "cross-built (the build stage on the engine's platform) or under QEMU (Dockerfile.alpine's build "
+        "stage), on stand-in bases where no registry answers (.ci/make-standin-base and "
+        ".ci/make-standin-alpine --platform). Sizes are uncompressed, from `docker image inspect`.",
         "",
         *sizes_per_platform(),
     ]
