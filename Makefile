@@ -30,7 +30,7 @@ IMAGE_PYTHON := $(shell sed -n 's/^FROM python:\([0-9.]*\)-slim.*/\1/p' Dockerfi
 DEV_PYTHON := $(shell sed -n 's/^requires-python = ">=\([0-9.]*\)"$$/\1/p' pyproject.toml)
 
 .DEFAULT_GOAL := help
-.PHONY: help test test-app test-images test-deploy test-docs run image images sbom audit structure-test lint bench compare bench-bytecode bench-cross workshop requirements clean node-tools
+.PHONY: help test test-app test-server test-images test-deploy test-docs run image images sbom audit structure-test lint bench compare bench-bytecode bench-cross workshop requirements clean node-tools
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -62,12 +62,15 @@ node-tools:
 # Said before anything runs: the Swarm tests change the engine's own state (and only when it is in no swarm).
 SWARM_NOTICE = @echo "note: tests/deploy/test_swarm.py runs 'docker swarm init' on this Docker engine when it is in no swarm, and 'docker swarm leave --force' after; an engine already in a swarm is left alone and those tests skip."
 
-test: $(STAMP) node-tools ## Every test: tests/app, tests/images, tests/deploy and tests/docs (Docker's skip without it)
+test: $(STAMP) node-tools ## Every test: tests/app, tests/server, tests/images, tests/deploy and tests/docs (Docker's skip without it)
 	$(SWARM_NOTICE)
 	tests/with-test-postgres $(BIN)/python -m pytest $(XDIST) --cov --cov-fail-under=90 $(PYTEST_ARGS)
 
-test-app: $(STAMP) ## tests/app: the app on SQLite and PostgreSQL, a real server, its faults, the browser, lint
+test-app: $(STAMP) ## tests/app: the app in process on SQLite and PostgreSQL, its headers, lint (under a minute)
 	tests/with-test-postgres $(BIN)/python -m pytest $(XDIST) tests/app $(PYTEST_ARGS)
+
+test-server: $(STAMP) ## tests/server: the app as a real server: faults, upgrades, hostile clients, the browser
+	tests/with-test-postgres $(BIN)/python -m pytest $(XDIST) tests/server $(PYTEST_ARGS)
 
 test-images: $(STAMP) ## tests/images: the Dockerfiles, the images on each platform, the practices and their mutants
 	$(BIN)/python -m pytest $(XDIST) tests/images $(PYTEST_ARGS)

@@ -17,7 +17,7 @@ And uvicorn's own refusals in JSON, `{"detail": ...}` as FastAPI's and the proxy
 cannot parse (400: a control byte in a header, a raw non-ASCII path, which a proxy may pass on) and
 one over `--limit-concurrency` (503) never reach the app, and uvicorn answers them in text/plain with
 no setting to change it. Its two protocol classes' 400 writer and its 503 app are replaced here; the
-test of each (tests/app/test_hostile_input.py) fails if an uvicorn release renames what is replaced.
+test of each (tests/server/test_hostile_input.py) fails if an uvicorn release renames what is replaced.
 """
 
 import importlib

@@ -1,5 +1,5 @@
 """Release 1.0.0, the last release before migrations, as its users run it: its code and files taken
-from git, and the links a user of it has made. The upgrade tests start from it (tests/app/test_upgrade.py
+from git, and the links a user of it has made. The upgrade tests start from it (tests/server/test_upgrade.py
 with processes, tests/deploy with compose and Swarm)."""
 
 import subprocess

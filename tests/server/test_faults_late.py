@@ -19,9 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.app.test_faults_health import env_for
 from tests.helpers.faults import OwnPostgres, note
 from tests.helpers.server import Server, image_server_flags, uvicorn_server, wait_until_healthy
+from tests.server.test_faults_health import env_for
 
 TIMEOUT = 3
 # The answer comes at the deadline; this bounds "within a few seconds" on a loaded machine.

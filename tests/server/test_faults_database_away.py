@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.app.test_faults_health import env_for
 from tests.helpers.faults import OwnPostgres
 from tests.helpers.server import image_server_flags, run_migrate_step, uvicorn_server
 from tests.helpers.waits import until
+from tests.server.test_faults_health import env_for
 
 # How long the app may take to notice the database is back (it asks every second).
 NOTICE_BOUND_SECONDS = 20
