@@ -11,11 +11,11 @@ ENGINE_PLATFORM = linux/$(shell docker version --format '{{.Server.Arch}}' 2>/de
 PYTEST_ARGS ?=
 # Test files run side by side in this many processes (pytest-xdist). Most of a test's time is spent
 # waiting on a container, a server or a build, so more workers than cores pays. Each file runs whole on
-# one worker (--dist loadgroup, a group per file): a file's tests share its stacks, images and swarm;
-# each image's linux/arm64 half is a group of its own and starts first (tests/conftest.py says why).
+# one worker (--dist loadfile): a file's tests share its stacks, images and swarm, as they always did;
+# the image tests' file, the longest, starts first (tests/conftest.py says why).
 # PYTEST_WORKERS=0 runs them all in this one process.
 PYTEST_WORKERS ?= 4
-XDIST = -n $(PYTEST_WORKERS) --dist loadgroup
+XDIST = -n $(PYTEST_WORKERS) --dist loadfile
 # uv resolves the locks for every platform at once (--universal) on the images' Python, whatever Python
 # runs it, so any host with the dev venv re-pins them and gets the same bytes. It reads neither pip.conf
 # nor PIP_*; UV_NO_CONFIG keeps uv.toml files out, and the variables unset here would add local wheel
