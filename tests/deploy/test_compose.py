@@ -30,8 +30,10 @@ COMPOSE_MINIMUM = (2, 24, 4)
 
 
 def require_compose() -> None:
+    if shutil.which("docker") is None:
+        unavailable("docker compose is not installed (.ci/install-docker-tools)", "REQUIRE_DOCKER")
     version = subprocess.run(["docker", "compose", "version", "--short"], capture_output=True, text=True, check=False)
-    if shutil.which("docker") is None or version.returncode:
+    if version.returncode:
         unavailable("docker compose is not installed (.ci/install-docker-tools)", "REQUIRE_DOCKER")
     have = tuple(int(re.match(r"\d*", part)[0] or 0) for part in version.stdout.strip().lstrip("v").split(".")[:3])
     if have < COMPOSE_MINIMUM:
