@@ -8,6 +8,7 @@ page. Numbers compare the two images in one run on one machine; they are never a
 """
 
 import argparse
+import contextlib
 import json
 import statistics
 import subprocess
@@ -33,6 +34,7 @@ from tests.helpers.engine import (  # noqa: E402
     base_available,
     build,
     docker,
+    running,
     wait_for_health_status,
 )
 from tests.helpers.layers import is_account_file  # noqa: E402
@@ -139,28 +141,17 @@ THROUGHPUT_CONNECTIONS = 32
 
 def redirect_throughput(tags: dict[str, str]) -> dict[str, list[Load]]:
     """Redirects/s of each image's hardened container, all running at once, loaded by wrk in turn."""
-    started: dict[str, tuple[str, str]] = {}
     loads: dict[str, list[Load]] = {flavour: [] for flavour in tags}
-    try:
+    with contextlib.ExitStack() as stack:
+        links = {}
         for flavour, tag in tags.items():
-            port = free_port()
-            name = f"shortener-compare-load-{port}"
-            docker("run", "--rm", *HARDENED, "-v", f"{name}-data:/data", tag, *MIGRATE)
-            volume, published = f"{name}-data:/data", f"127.0.0.1:{port}:8000"
-            docker("run", "-d", "--name", name, *HARDENED, "-v", volume, "-p", published, tag)
-            started[flavour] = (name, f"http://127.0.0.1:{port}")
-            wait_for_health_status(name)
-        for flavour, (_, url) in started.items():
-            key = httpx.post(f"{url}/url", json={"target_url": "https://example.com/"}, timeout=10).json()["key"]
-            started[flavour] = (started[flavour][0], f"{url}/{key}")
-            wrk(started[flavour][1], 1, THROUGHPUT_CONNECTIONS)  # warm-up, not counted
+            container = stack.enter_context(running(tag))
+            created = httpx.post(f"{container.url}/url", json={"target_url": "https://example.com/"}, timeout=10).json()
+            links[flavour] = f"{container.url}/{created['key']}"
+            wrk(links[flavour], 1, THROUGHPUT_CONNECTIONS)  # warm-up, not counted
         for _ in range(THROUGHPUT_ROUNDS):
-            for flavour, (_, url) in started.items():
-                loads[flavour].append(wrk(url, THROUGHPUT_SECONDS, THROUGHPUT_CONNECTIONS))
-    finally:
-        for name, _ in started.values():
-            docker("rm", "-f", "-v", name, check=False)
-            docker("volume", "rm", "-f", f"{name}-data", check=False)
+            for flavour, link in links.items():
+                loads[flavour].append(wrk(link, THROUGHPUT_SECONDS, THROUGHPUT_CONNECTIONS))
     return loads
 
 

@@ -74,9 +74,11 @@ def emulated_base(flavour: str, platform: str) -> tuple[str | None, dict[str, st
     puts it in the base's place.
     """
     base, index = BASES[flavour], standin_index(flavour)
-    if not {platform, native_platform()} <= index_platforms(index):
+    served = index_platforms(index)
+    if not {platform, native_platform()} <= served and os.environ.get(PENDING):
         wait_for_a_standin_being_built()
-    if {platform, native_platform()} <= index_platforms(index):
+        served = index_platforms(index)
+    if {platform, native_platform()} <= served:
         contexts, run_image = {base: f"docker-image://{index}"}, index
     elif subprocess.run(["docker", "manifest", "inspect", base], capture_output=True, timeout=60).returncode == 0:
         contexts, run_image = {}, base  # a registry answers: the build pulls each platform's own base
